@@ -1,0 +1,415 @@
+"""The ``station`` command.
+
+``station run --config FILE`` runs the station until SIGTERM/SIGINT (sessions closed safely, the
+store flushed, exit 0). ``station demo`` runs a complete station with simulated peers against a
+local CSMS on 127.0.0.1, no hardware or config needed. ``station csms`` runs that CSMS alone.
+``station db upgrade|current`` and ``station certs dev`` manage the database and a test PKI.
+
+Errors are one line on stderr and a non-zero exit: 2 for a bad configuration or usage, 1 for
+anything else that stops the command. This is the only module that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from station import __version__
+from station.config import Config, load_config
+from station.errors import ConfigError, StationError, StoreError
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+
+def _setup_logging(level: str, *, quiet_libraries: bool = True) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if quiet_libraries:
+        # The ocpp library logs every frame at INFO; our message log has them already.
+        for name in ("ocpp", "websockets"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _install_stop_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+# ----------------------------------------------------------------------------------- run
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _setup_logging(args.log_level or config.station.log_level)
+    from station.app import run_station
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_stop_handlers(stop)
+        await run_station(config, stop)
+
+    asyncio.run(main())
+    log.info("station stopped")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- csms
+
+
+def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.tls_client_ca)
+    return context
+
+
+def _cmd_csms(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "INFO")
+    from station.sim.csms import Csms, Frame, run_operator_console
+
+    basic_auth: dict[str, str] | None = None
+    if args.basic_auth:
+        basic_auth = {}
+        for item in args.basic_auth:
+            station_id, sep, password = item.partition(":")
+            if not sep:
+                raise ConfigError("--basic-auth", "", f"expected STATION_ID:PASSWORD, got {item!r}")
+            basic_auth[station_id] = password
+
+    def show(frame: Frame) -> None:
+        arrow = "station → CSMS" if frame.direction == "in" else "CSMS → station"
+        print(f"{frame.station_id} {arrow} {frame.raw}", flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_stop_handlers(stop)
+        csms = Csms(
+            host=args.host,
+            port=args.port,
+            subprotocols=tuple(args.subprotocols),
+            heartbeat_interval_s=args.heartbeat_interval,
+            basic_auth=basic_auth,
+            ssl_context=_server_tls(args),
+            on_frame=show,
+        )
+        async with csms:
+            print(f"CSMS listening on {csms.url}/<station id>", flush=True)
+            print("operator commands on stdin: STATION_ID ACTION {json payload}", flush=True)
+            console = asyncio.ensure_future(run_operator_console(csms))
+            await stop.wait()
+            console.cancel()
+
+    asyncio.run(main())
+    return 0
+
+
+# ---------------------------------------------------------------------------------- demo
+
+_DEMO_TOUR: list[tuple[str, str, dict[str, object]]] = [
+    (
+        "read the heartbeat interval",
+        "GetVariables",
+        {
+            "getVariableData": [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+            ]
+        },
+    ),
+    (
+        "make the heartbeat faster",
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                    "attributeValue": "5",
+                }
+            ]
+        },
+    ),
+    (
+        "try to write a read-only variable",
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "ChargingStation"},
+                    "variable": {"name": "Model"},
+                    "attributeValue": "other",
+                }
+            ]
+        },
+    ),
+    (
+        "ask for the configuration report",
+        "GetBaseReport",
+        {"requestId": 1, "reportBase": "ConfigurationInventory"},
+    ),
+    (
+        "take EVSE 1 out of service",
+        "ChangeAvailability",
+        {"operationalStatus": "Inoperative", "evse": {"id": 1}},
+    ),
+    (
+        "put EVSE 1 back in service",
+        "ChangeAvailability",
+        {"operationalStatus": "Operative", "evse": {"id": 1}},
+    ),
+    ("ask for a heartbeat now", "TriggerMessage", {"requestedMessage": "Heartbeat"}),
+    ("send an action the station does not know", "FooBar", {}),
+]
+
+
+def _demo_config(directory: Path, csms_url: str) -> Config:
+    from station.config import parse_config
+
+    text = textwrap.dedent(
+        f"""
+        [station]
+        id = "DEMO-001"
+        [csms]
+        url = "{csms_url}"
+        heartbeat_interval_s = 30
+        retry_backoff_wait_minimum_s = 1
+        retry_backoff_random_range_s = 1
+        [storage]
+        database = "{directory / "station.db"}"
+        [[evse]]
+        id = 1
+        connector = "chademo"
+        [[evse]]
+        id = 2
+        connector = "ccs"
+        """
+    )
+    return parse_config(text, source="<demo>", base_dir=directory)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "WARNING")
+    from station.app import run_station
+    from station.sim.csms import Csms, Frame
+
+    started = time.monotonic()
+    width = 110
+
+    def show(frame: Frame) -> None:
+        arrow = "station → CSMS" if frame.direction == "in" else "CSMS → station"
+        text = frame.raw if len(frame.raw) <= width else frame.raw[: width - 3] + "..."
+        print(f"{time.monotonic() - started:7.2f}s  {arrow}  {text}", flush=True)
+
+    async def main(directory: Path) -> int:
+        stop = asyncio.Event()
+        _install_stop_handlers(stop)
+        async with Csms(heartbeat_interval_s=30, on_frame=show) as csms:
+            config = _demo_config(directory, csms.url)
+            print(
+                f"station demo: CSMS on {csms.url}, station {config.station.id}, "
+                f"state in {directory}",
+                flush=True,
+            )
+            station = asyncio.ensure_future(run_station(config, stop))
+            tour = asyncio.ensure_future(_demo_tour(csms, config.station.id))
+            if args.duration is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), args.duration)
+            else:
+                await stop.wait()
+            stop.set()
+            tour.cancel()
+            await station
+            frames = csms.frames
+            calls = [f for f in frames if f.direction == "in" and f.action]
+            errors = [f for f in frames if f.direction == "in" and f.message_type == 4]
+            actions = sorted({f.action for f in calls if f.action})
+            print("\nsummary:", flush=True)
+            print(f"  frames exchanged: {len(frames)}", flush=True)
+            print(f"  station CALLs: {len(calls)} ({', '.join(actions)})", flush=True)
+            print(f"  CALLERRORs from the station: {len(errors)}", flush=True)
+            print(f"  OCPP message log: {config.storage.message_log_path}", flush=True)
+            booted = any(f.action == "BootNotification" for f in calls)
+            return 0 if booted else 1
+
+    if args.dir:
+        directory = Path(args.dir).resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(main(directory))
+    with tempfile.TemporaryDirectory(prefix="station-demo-") as tmp:
+        return asyncio.run(main(Path(tmp)))
+
+
+async def _demo_tour(csms: object, station_id: str) -> None:
+    from station.sim.csms import Csms
+
+    assert isinstance(csms, Csms)
+    await csms.wait_connected(station_id)
+    await csms.wait_action("StatusNotification", station_id, include_past=True)
+    await asyncio.sleep(0.5)
+    for title, action, payload in _DEMO_TOUR:
+        print(f"\n-- operator: {title} ({action})", flush=True)
+        with contextlib.suppress(TimeoutError, KeyError):
+            await csms.call(station_id, action, payload)
+        await asyncio.sleep(0.7)
+    print("\n-- tour done; the station keeps its heartbeat (Ctrl-C to stop)", flush=True)
+
+
+# ------------------------------------------------------------------------------------ db
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from station.store import current_revision, head_revision, upgrade
+
+    config = load_config(args.config)
+    path = config.storage.database
+    if args.db_command == "upgrade":
+        revision = upgrade(path)
+        print(f"{path}: upgraded to {revision}")
+    else:
+        current = current_revision(path)
+        head = head_revision()
+        state = "up to date" if current == head else f"head is {head}"
+        print(f"{path}: {current or 'empty'} ({state})")
+    return 0
+
+
+# --------------------------------------------------------------------------------- certs
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from station.certs import make_dev_pki
+
+    try:
+        pki = make_dev_pki(
+            args.out,
+            station_id=args.station_id,
+            hosts=args.host or ("127.0.0.1", "localhost", "::1"),
+        )
+    except (ValueError, OSError) as exc:
+        raise StationError(f"certs dev: {exc}") from exc
+    for name in ("ca_cert", "server_cert", "server_key", "client_cert", "client_key"):
+        print(f"{name:12} {getattr(pki, name)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="station",
+        description="Firmware for a bidirectional (V2G) EV charging station.",
+    )
+    parser.add_argument("--version", action="version", version=f"station {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the station until stopped")
+    run.add_argument("--config", required=True, help="the station's TOML configuration file")
+    run.add_argument("--log-level", help="override [station] log_level")
+    run.set_defaults(func=_cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="a complete station with simulated peers and a local CSMS on 127.0.0.1"
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop by itself after SECONDS and print a summary",
+    )
+    demo.add_argument("--dir", help="keep the demo's database and logs here (default: temporary)")
+    demo.add_argument("--log-level", help="station log level (default WARNING)")
+    demo.set_defaults(func=_cmd_demo)
+
+    csms = commands.add_parser("csms", help="run the local CSMS (for development and tests)")
+    csms.add_argument("--host", default="127.0.0.1", help="listening address (default 127.0.0.1)")
+    csms.add_argument("--port", type=int, default=9000, help="listening port (default 9000)")
+    csms.add_argument(
+        "--subprotocols",
+        nargs="+",
+        default=["ocpp2.1", "ocpp2.0.1"],
+        choices=["ocpp2.1", "ocpp2.0.1"],
+        help="accepted, in order of preference",
+    )
+    csms.add_argument("--heartbeat-interval", type=int, default=300, metavar="S")
+    csms.add_argument(
+        "--basic-auth",
+        action="append",
+        metavar="STATION_ID:PASSWORD",
+        help="require HTTP Basic auth (profiles 1-2); repeat per station",
+    )
+    csms.add_argument("--tls-cert", help="server certificate chain (PEM) for wss://")
+    csms.add_argument("--tls-key", help="server private key (PEM)")
+    csms.add_argument(
+        "--tls-client-ca", help="require client certificates from this CA (profile 3)"
+    )
+    csms.add_argument("--log-level", help="log level (default INFO)")
+    csms.set_defaults(func=_cmd_csms)
+
+    db = commands.add_parser("db", help="manage the station's database")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    for name, text in (
+        ("upgrade", "upgrade the database to the newest schema"),
+        ("current", "show the database's schema revision"),
+    ):
+        sub = db_commands.add_parser(name, help=text)
+        sub.add_argument("--config", required=True, help="the station's TOML configuration file")
+        sub.set_defaults(func=_cmd_db)
+
+    certs = commands.add_parser("certs", help="certificates")
+    certs_commands = certs.add_subparsers(dest="certs_command", required=True, metavar="CMD")
+    dev = certs_commands.add_parser("dev", help="create a development PKI (test use only)")
+    dev.add_argument("--out", required=True, help="folder for the certificates and keys")
+    dev.add_argument("--station-id", required=True, help="the station identity (client CN)")
+    dev.add_argument("--host", action="append", help="server names/IPs (default loopback)")
+    dev.set_defaults(func=_cmd_certs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``station`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"station: config error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"station: database error: {exc}", file=sys.stderr)
+        return 1
+    except StationError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""The station's configuration: one TOML file loaded into frozen dataclasses.
+
+This module owns the file format and its validation. Every error is a :class:`ConfigError`
+whose message is one line naming the file, the key and the problem; nothing here raises anything
+else for bad input. Defaults live in the dataclasses below and are documented key by key in
+README.md ("Configuration"); ``deploy/station.example.toml`` shows every key.
+
+Device-model variables that the CSMS may change (HeartbeatInterval, RetryBackOff*, ...) take their
+*initial* values from here; once the CSMS has set one, the persisted value wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from station.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ConnectorKind",
+    "CsmsConfig",
+    "EvseConfig",
+    "InverterConfig",
+    "LinkKind",
+    "SimConfig",
+    "StationConfig",
+    "StorageConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConnectorKind(StrEnum):
+    """The kind of DC connector on an EVSE."""
+
+    CHADEMO = "chademo"
+    CCS = "ccs"
+
+
+class LinkKind(StrEnum):
+    """Whether a hardware link talks to real hardware or to the built-in simulator."""
+
+    SIMULATED = "simulated"
+    HARDWARE = "hardware"
+
+
+Subprotocol = Literal["ocpp2.1", "ocpp2.0.1"]
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfig:
+    """``[station]``: the station's identity (BootNotification chargingStation)."""
+
+    id: str
+    vendor: str = "Station Project"
+    model: str = "station-v2g"
+    serial_number: str | None = None
+    log_level: str = "INFO"
+
+    def check(self, where: _Where) -> None:
+        # The identity becomes the last URL path segment and the Basic-auth user name
+        # (OCPP 2.0.1 Part 2 A00: identity string[48], no ':').
+        if not self.id or len(self.id) > 48:
+            raise where.error("id", "must be 1 to 48 characters")
+        if any(c in self.id for c in ":/?#% ") or not self.id.isprintable():
+            raise where.error("id", "must not contain ':', '/', '?', '#', '%' or spaces")
+        if len(self.vendor) > 50:
+            raise where.error("vendor", "must be at most 50 characters")
+        if len(self.model) > 20:
+            raise where.error("model", "must be at most 20 characters")
+        if self.serial_number is not None and len(self.serial_number) > 25:
+            raise where.error("serial_number", "must be at most 25 characters")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise where.error("log_level", "must be one of DEBUG, INFO, WARNING, ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class CsmsConfig:
+    """``[csms]``: the link to the backend and the OCPPCommCtrlr start values."""
+
+    url: str
+    security_profile: int = 0
+    subprotocols: tuple[Subprotocol, ...] = ("ocpp2.1", "ocpp2.0.1")
+    basic_auth_password: str | None = None
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    message_timeout_s: int = 30
+    heartbeat_interval_s: int = 300
+    websocket_ping_interval_s: int = 60
+    retry_backoff_wait_minimum_s: int = 3
+    retry_backoff_random_range_s: int = 10
+    retry_backoff_repeat_times: int = 5
+    offline_threshold_s: int = 60
+    boot_retry_interval_s: int = 30
+
+    def check(self, where: _Where) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in {"ws", "wss"} or not parts.hostname:
+            raise where.error("url", f"must be a ws:// or wss:// URL, got {self.url!r}")
+        if not 0 <= self.security_profile <= 3:
+            raise where.error("security_profile", "must be 0, 1, 2 or 3")
+        # OCPP 2.0.1 Part 2 A00: profiles 2 and 3 are TLS; 0 and 1 are not. Never fall back.
+        if self.security_profile >= 2 and parts.scheme != "wss":
+            raise where.error("url", f"security profile {self.security_profile} needs wss://")
+        if self.security_profile <= 1 and parts.scheme != "ws":
+            raise where.error("url", f"security profile {self.security_profile} needs ws://")
+        if self.security_profile in (1, 2):
+            if self.basic_auth_password is None:
+                raise where.error(
+                    "basic_auth_password",
+                    f"is required for security profile {self.security_profile}",
+                )
+            # SecurityCtrlr.BasicAuthPassword: passwordString, 16 to 40 characters.
+            if not 16 <= len(self.basic_auth_password) <= 40:
+                raise where.error("basic_auth_password", "must be 16 to 40 characters")
+        if self.security_profile >= 2 and self.ca_file is None:
+            raise where.error(
+                "ca_file", f"is required for security profile {self.security_profile}"
+            )
+        if self.security_profile == 3:
+            if self.client_cert_file is None:
+                raise where.error("client_cert_file", "is required for security profile 3")
+            if self.client_key_file is None:
+                raise where.error("client_key_file", "is required for security profile 3")
+        for name in ("ca_file", "client_cert_file", "client_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise where.error(name, f"no such file: {path}")
+        if not self.subprotocols:
+            raise where.error("subprotocols", "must name at least one of ocpp2.1, ocpp2.0.1")
+        if len(set(self.subprotocols)) != len(self.subprotocols):
+            raise where.error("subprotocols", "must not repeat a subprotocol")
+        for name, low, high in (
+            ("message_timeout_s", 1, 3600),
+            ("heartbeat_interval_s", 1, 86400),
+            ("websocket_ping_interval_s", 0, 3600),
+            ("retry_backoff_wait_minimum_s", 0, 3600),
+            ("retry_backoff_random_range_s", 0, 3600),
+            ("retry_backoff_repeat_times", 0, 100),
+            ("offline_threshold_s", 0, 86400),
+            ("boot_retry_interval_s", 1, 86400),
+        ):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise where.error(name, f"must be between {low} and {high}, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """``[storage]``: the SQLite file and the OCPP message log beside it."""
+
+    database: Path
+    message_log: bool = True
+    message_log_file: Path | None = None
+
+    @property
+    def message_log_path(self) -> Path:
+        """The JSON-lines OCPP message log: next to the database unless configured."""
+        if self.message_log_file is not None:
+            return self.message_log_file
+        return self.database.with_name(self.database.stem + ".ocpp.jsonl")
+
+    def check(self, where: _Where) -> None:
+        if str(self.database) != ":memory:" and self.database.is_dir():
+            raise where.error("database", f"is a directory: {self.database}")
+
+
+@dataclass(frozen=True, slots=True)
+class EvseConfig:
+    """``[[evse]]``: one EVSE with one connector and its ratings (sign per DESIGN.md)."""
+
+    id: int
+    connector: ConnectorKind
+    connector_id: int = 1
+    max_charge_power_w: float = 20_000.0
+    max_discharge_power_w: float = 10_000.0
+    max_current_a: float = 50.0
+    max_voltage_v: float = 500.0
+    min_voltage_v: float = 150.0
+    vehicle: LinkKind = LinkKind.SIMULATED
+
+    def check(self, where: _Where) -> None:
+        if self.id < 1:
+            raise where.error("id", "must be 1 or more (EVSE 0 is the whole station)")
+        if self.connector_id < 1:
+            raise where.error("connector_id", "must be 1 or more")
+        for name in ("max_charge_power_w", "max_current_a", "max_voltage_v", "min_voltage_v"):
+            if getattr(self, name) <= 0:
+                raise where.error(name, "must be greater than 0")
+        if self.max_discharge_power_w < 0:
+            raise where.error("max_discharge_power_w", "must be 0 (no discharge) or more")
+        if self.min_voltage_v >= self.max_voltage_v:
+            raise where.error("min_voltage_v", "must be below max_voltage_v")
+        if self.vehicle is LinkKind.HARDWARE:
+            raise where.error("vehicle", "hardware vehicle links are not available yet")
+
+
+@dataclass(frozen=True, slots=True)
+class InverterConfig:
+    """``[inverter]``: the bidirectional converter."""
+
+    link: LinkKind = LinkKind.SIMULATED
+
+    def check(self, where: _Where) -> None:
+        if self.link is LinkKind.HARDWARE:
+            raise where.error("link", "hardware inverter links are not available yet")
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """``[sim]``: the control endpoint of the simulated peers."""
+
+    control: Literal["unix", "tcp"] = "unix"
+    port: int = 0
+
+    def check(self, where: _Where) -> None:
+        if not 0 <= self.port <= 65535:
+            raise where.error("port", "must be between 0 and 65535")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration file."""
+
+    station: StationConfig
+    csms: CsmsConfig
+    storage: StorageConfig
+    evse: tuple[EvseConfig, ...]
+    inverter: InverterConfig = field(default_factory=InverterConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    source: str = "<config>"
+
+    @property
+    def any_simulated(self) -> bool:
+        """True when at least one hardware link is served by a simulator."""
+        return self.inverter.link is LinkKind.SIMULATED or any(
+            e.vehicle is LinkKind.SIMULATED for e in self.evse
+        )
+
+    def check(self, where: _Where) -> None:
+        if not self.evse:
+            raise where.error("evse", "at least one [[evse]] is required")
+        seen: set[int] = set()
+        for index, evse in enumerate(self.evse):
+            if evse.id in seen:
+                raise where.error(f"evse[{index}].id", f"EVSE id {evse.id} is used twice")
+            seen.add(evse.id)
+        # OCPP 2.0.1 Part 1 (3-tier model): EVSE ids are numbered from 1 without gaps.
+        if sorted(seen) != list(range(1, len(seen) + 1)):
+            raise where.error("evse", "EVSE ids must be 1, 2, ... without gaps")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading: generic over the dataclasses above.
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    path: str
+    prefix: str
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(
+            self.path, f"{self.prefix}{key}" if key else self.prefix.rstrip("."), problem
+        )
+
+    def child(self, key: str) -> _Where:
+        return _Where(self.path, f"{self.prefix}{key}.")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a configuration file.
+
+    Relative paths inside the file (database, certificates) are taken relative to the file's folder.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a key is missing, unknown, of the wrong
+            type or out of range.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(source, "", "is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigError(source, "", "permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot be read: {exc.strerror or exc}") from None
+    return parse_config(text, source=source, base_dir=Path(path).resolve().parent)
+
+
+def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Parse configuration text (see :func:`load_config`)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    where = _Where(source, "")
+    if "source" in raw:
+        raise where.error("source", "unknown key")
+    values = _build(Config, {**raw, "source": source}, where, base_dir or Path.cwd())
+    assert isinstance(values, Config)
+    return values
+
+
+def _build(cls: type[Any], raw: Any, where: _Where, base_dir: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise where.error("", f"must be a table, got {_kind(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise where.error(unknown[0], "unknown key")
+    kwargs: dict[str, Any] = {}
+    for name, spec in fields.items():
+        if name not in raw:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise where.error(name, "missing required key")
+            continue
+        kwargs[name] = _convert(hints[name], raw[name], where, name, base_dir)
+    value = cls(**kwargs)
+    check = getattr(value, "check", None)
+    if check is not None:
+        check(where)
+    return value
+
+
+def _convert(hint: Any, raw: Any, where: _Where, key: str, base_dir: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], raw, where, key, base_dir)
+    if origin is tuple:
+        if isinstance(raw, dict) and dataclasses.is_dataclass(args[0]):
+            raw = [raw]
+        if not isinstance(raw, list):
+            raise where.error(key, f"must be an array, got {_kind(raw)}")
+        return tuple(
+            _convert(args[0], item, where, f"{key}[{index}]", base_dir)
+            for index, item in enumerate(raw)
+        )
+    if origin is Literal:
+        if raw not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise where.error(key, f"must be one of {choices}, got {raw!r}")
+        return raw
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, raw, where.child(key), base_dir)
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        values = [m.value for m in hint]
+        if raw not in values:
+            raise where.error(key, f"must be one of {', '.join(values)}, got {raw!r}")
+        return hint(raw)
+    if hint is Path:
+        if not isinstance(raw, str) or not raw:
+            raise where.error(key, f"must be a non-empty path string, got {_kind(raw)}")
+        if raw == ":memory:":
+            return Path(raw)
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else base_dir / path
+    if hint is bool:
+        if not isinstance(raw, bool):
+            raise where.error(key, f"must be true or false, got {_kind(raw)}")
+        return raw
+    if hint is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise where.error(key, f"must be an integer, got {_kind(raw)}")
+        return raw
+    if hint is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise where.error(key, f"must be a number, got {_kind(raw)}")
+        return float(raw)
+    if hint is str:
+        if not isinstance(raw, str):
+            raise where.error(key, f"must be a string, got {_kind(raw)}")
+        return raw
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module
+
+
+def _kind(raw: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    for kind, name in names.items():
+        if type(raw) is kind:
+            return f"{name} ({raw!r})" if kind in (bool, int, float, str) else name
+    return type(raw).__name__

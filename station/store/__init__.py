@@ -1,0 +1,39 @@
+"""Persistence: one SQLite file, its schema owned by the Alembic migrations in ``migrations/``.
+
+The only package that imports ``sqlalchemy`` or ``alembic`` (STYLE.md A2.15). Everything else uses
+the names below: :func:`open_database` (the station calls it on start; it upgrades to head), and
+repositories that take and return frozen dataclasses and aware UTC datetimes, never ORM rows.
+Errors come out as :class:`~station.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from station.store.db import (
+    Database,
+    current_revision,
+    head_revision,
+    open_database,
+    upgrade,
+)
+from station.store.repositories import (
+    ATTRIBUTE_TYPES,
+    AvailabilityRepository,
+    OutboundQueue,
+    QueuedMessage,
+    VariableKey,
+    VariableRepository,
+)
+
+__all__ = [
+    "ATTRIBUTE_TYPES",
+    "AvailabilityRepository",
+    "Database",
+    "OutboundQueue",
+    "QueuedMessage",
+    "VariableKey",
+    "VariableRepository",
+    "current_revision",
+    "head_revision",
+    "open_database",
+    "upgrade",
+]

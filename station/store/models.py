@@ -1,0 +1,120 @@
+"""The ORM models: one class per table, exactly as the Alembic migrations create them.
+
+This module owns the shape of the tables and nothing else. The schema itself is owned by the
+migrations in the top-level ``migrations/`` folder; every change here needs a migration, and
+``tests/test_store.py`` fails when the two disagree (an autogenerate diff against the migrated
+schema must be empty).
+
+Rules for the columns:
+
+- Datetimes are stored as naive UTC (``DateTime`` without time zone). The repositories convert to
+  and from timezone-aware UTC; nothing outside ``station.store`` sees a naive datetime.
+- Columns that take part in a unique key are ``NOT NULL`` with a sentinel (``""`` or ``0``) for
+  "none", because SQLite never considers two NULLs equal, so a NULL in a unique key would let
+  duplicates in.
+
+ORM rows never leave ``station.store``: the repositories return frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Availability", "Base", "DeviceVariable", "OutboundMessage"]
+
+# Named constraints, so that Alembic batch mode (which recreates SQLite tables) can find and
+# alter them later (alembic.sqlalchemy.org/en/latest/batch.html, "Dealing with Constraints").
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every table of the station's database."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DeviceVariable(Base):
+    """One persisted device-model value (OCPP 2.0.1 Part 1, device model).
+
+    The key is (component, component instance, EVSE, connector, variable, variable instance,
+    attribute type). ``evse_id`` and ``connector_id`` are 0 when the component has no EVSE or
+    connector (OCPP numbers real EVSEs and connectors from 1); the instances are ``""`` when
+    absent.
+    """
+
+    __tablename__ = "device_variables"
+    __table_args__ = (
+        UniqueConstraint(
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "attribute",
+            name="uq_device_variables_key",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    component: Mapped[str] = mapped_column(String(50))
+    component_instance: Mapped[str] = mapped_column(String(50), server_default=text("''"))
+    evse_id: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    connector_id: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    variable: Mapped[str] = mapped_column(String(50))
+    variable_instance: Mapped[str] = mapped_column(String(50), server_default=text("''"))
+    attribute: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(2500))
+    updated_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class Availability(Base):
+    """Persisted operative/inoperative state (OCPP 2.0.1 G03 ChangeAvailability persists).
+
+    ``evse_id`` 0 is the whole station; ``connector_id`` 0 is the whole EVSE.
+    """
+
+    __tablename__ = "availability"
+
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    operative: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class OutboundMessage(Base):
+    """A message the CSMS must receive, held until it is acknowledged.
+
+    ``id`` is the order of delivery. ``sqlite_autoincrement`` makes SQLite never reuse an id,
+    even after the newest row was deleted, so an id always names one message.
+    """
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)  # JSON text
+    transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
