@@ -321,6 +321,19 @@ def test_values_are_untouched_and_unknown_keys_fall_back_to_the_library() -> Non
     assert to_camel("limit_l2", "2.1") == "limit_l2"
 
 
+def test_deeply_nested_custom_data_does_not_recurse() -> None:
+    # customData takes any extra property, so a schema-valid payload can nest without bound.
+    depth = 5000
+    inner: Any = {"vendorKey": 1}
+    for _ in range(depth):
+        inner = [inner]
+    snake = to_snake({"customData": {"vendorId": "x", "deep": inner}}, "2.1")
+    node = snake["custom_data"]["deep"]
+    for _ in range(depth):
+        node = node[0]
+    assert node == {"vendor_key": 1}
+
+
 def test_unknown_version_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported OCPP version"):
         to_snake({}, "1.6")
@@ -334,8 +347,10 @@ SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
 def nested_dicts(names: list[str]) -> st.SearchStrategy[Any]:
     return st.recursive(
         SCALARS,
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(st.sampled_from(names), children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.sampled_from(names), children, max_size=4)
+        ),
         max_leaves=25,
     )
 

@@ -77,13 +77,14 @@ def to_snake(data: Any, version: str) -> Any:
         version: ``"2.0.1"`` or ``"2.1"``.
 
     Returns:
-        A copy of ``data`` with converted keys; values are the same objects, untouched.
+        A copy of ``data`` with converted keys: dicts and lists are rebuilt, every other value
+        is the same object, untouched.
         ``ocpp.v21.call.X(**to_snake(payload, "2.1"))`` builds the library's dataclass.
 
     Raises:
         ValueError: ``version`` is not one of ``SUPPORTED_VERSIONS``.
     """
-    return _convert(data, None, _tables(_package(version)).to_snake)
+    return _convert(data, _tables(_package(version)).to_snake)
 
 
 def to_camel(data: Any, version: str) -> Any:
@@ -95,12 +96,12 @@ def to_camel(data: Any, version: str) -> Any:
 
     Returns:
         A copy of ``data`` whose keys are the exact property names of the OCPP JSON schemas
-        (Part 4 §4.1.5); values are the same objects, untouched.
+        (Part 4 §4.1.5); dicts and lists are rebuilt, every other value is the same object.
 
     Raises:
         ValueError: ``version`` is not one of ``SUPPORTED_VERSIONS``.
     """
-    return _convert(data, None, _tables(_package(version)).to_camel)
+    return _convert(data, _tables(_package(version)).to_camel)
 
 
 def schema_property_names(version: str) -> frozenset[str]:
@@ -155,23 +156,52 @@ class _Direction:
         return self.default[key]
 
 
-def _convert(data: Any, parent: str | None, direction: _Direction) -> Any:
-    if isinstance(data, dict):
-        converted: dict[Any, Any] = {}
-        for key, value in data.items():
-            if isinstance(key, str):
-                converted[direction.key(key, parent, data)] = _convert(value, key, direction)
-            else:
-                converted[key] = _convert(value, None, direction)
-        return converted
-    if isinstance(data, list):
-        # A list's items sit under the list's own key (Part 4 §4.1.5: 1..* stays a list).
-        return [_convert(item, parent, direction) for item in data]
-    return data
+def _convert(data: Any, direction: _Direction) -> Any:
+    """Rebuild ``data`` with converted keys, without recursion.
+
+    Iterative on purpose: a schema-valid payload may nest arbitrarily deep inside
+    ``customData`` (its schema allows any extra property), and a recursive walk would let the
+    peer raise RecursionError in our code.
+    """
+    if not isinstance(data, dict | list):
+        return data
+    root: list[Any] = [None]
+    # (source container, key of its parent object, target container, slot in the target)
+    pending: list[tuple[Any, str | None, Any, Any]] = [(data, None, root, 0)]
+    while pending:
+        source, parent, target, slot = pending.pop()
+        if isinstance(source, dict):
+            converted: dict[Any, Any] = {}
+            target[slot] = converted
+            for key, value in source.items():
+                if isinstance(key, str):
+                    new_key, child_parent = direction.key(key, parent, source), key
+                else:
+                    new_key, child_parent = key, None
+                converted[new_key] = value
+                if isinstance(value, dict | list):
+                    pending.append((value, child_parent, converted, new_key))
+        else:
+            items = list(source)
+            target[slot] = items
+            for index, item in enumerate(items):
+                if isinstance(item, dict | list):
+                    # A list's items sit under the list's own key (Part 4 §4.1.5: 1..* is a list).
+                    pending.append((item, parent, items, index))
+    return root[0]
 
 
-@functools.lru_cache(maxsize=4096)
 def _fallback_key(converter: Any, key: str) -> str:
+    # Unknown keys can come from the peer (vendor keys in customData): cache only short ones.
+    return _cached_fallback_key(converter, key) if len(key) <= 64 else _lib_key(converter, key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_fallback_key(converter: Any, key: str) -> str:
+    return _lib_key(converter, key)
+
+
+def _lib_key(converter: Any, key: str) -> str:
     return cast(str, next(iter(converter({key: None}))))
 
 
