@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from station.app import run_station
 from station.config import Config, parse_config
 from station.sim.csms import Csms, Frame
 
 STATION_ID = "CS-TEST-1"
+
+# Property tests check behaviour, not speed: no per-example deadline on a loaded 2-core CI machine.
+settings.register_profile("station", deadline=None)
+settings.load_profile("station")
 
 
 def station_config(

@@ -211,6 +211,10 @@ class OcppLink:
             log.info("CSMS closed the connection: %s", group_error.exceptions[0])
         except* ConnectionLostError:
             pass
+        except* OcppError as group_error:
+            # The CSMS broke the protocol in a way no use case recovers from on this
+            # connection (e.g. an invalid response): start again on a fresh one.
+            log.error("OCPP session ended: %s", group_error.exceptions[0])
         finally:
             session.close()
             self.session = None
@@ -255,7 +259,9 @@ class OcppLink:
             )
             try:
                 response = await session.call(request)
-            except (CallRejectedError, CallTimeoutError) as exc:
+            except ConnectionLostError:
+                raise
+            except OcppError as exc:  # CALLERROR, timeout, or an invalid response
                 log.warning("BootNotification failed (%s); retrying in %d s", exc, retry_s)
                 await self._sleep_or(retry_s, self._boot_now)
                 continue

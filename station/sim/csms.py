@@ -293,7 +293,7 @@ class Csms:
     def _record(self, station_id: str, direction: str, raw: str) -> None:
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             message = None
         frame = Frame(station_id, direction, raw, message)
         self.frames.append(frame)
