@@ -41,7 +41,7 @@ def _setup_logging(level: str, *, quiet_libraries: bool = True) -> None:
     )
     if quiet_libraries:
         # The ocpp library logs every frame at INFO; our message log has them already.
-        for name in ("ocpp", "websockets"):
+        for name in ("ocpp", "websockets", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

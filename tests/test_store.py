@@ -530,3 +530,23 @@ def test_a_pushed_message_survives_sigkill(db_path: Path) -> None:
     assert message.transaction_id == "tx-crash"
     assert message.payload == {"eventType": "Ended", "seqNo": 7, "note": "Grüße"}
     assert message.created_at == datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_schema_head_constant_matches_the_migrations() -> None:
+    from station.store.db import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD
+
+
+def test_a_current_database_opens_without_importing_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "current.db"
+    upgrade(path)
+    code = (
+        "import sys; from station.store import open_database; "
+        f"open_database({str(path)!r}).close(); "
+        "print(any(m == 'alembic' or m.startswith('alembic.') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

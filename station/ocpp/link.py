@@ -168,6 +168,11 @@ class OcppLink:
             finally:
                 await connection.close()
                 self._went_offline()
+            # Python 3.11: a task group whose children failed while the task was being
+            # cancelled raises their errors and drops the cancellation; honour it here.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError
             delay = self._backoff(0)
             log.warning("CSMS connection lost; reconnecting in %.1f s", delay)
             await self._sleep_or(delay, self._reconnect_now)
