@@ -23,12 +23,14 @@ from typing import IO
 
 __all__ = [
     "STATION_ID",
-    "Stats",
     "StationProcess",
+    "Stats",
+    "bytecode_note",
     "config_text",
     "percentile",
     "read_proc_status",
     "station_command",
+    "station_env",
     "write_config",
 ]
 
@@ -89,6 +91,32 @@ def station_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "station.cli", "run", "--config", str(config)]
 
 
+def station_env(pycache_prefix: Path | None = None) -> dict[str, str]:
+    """The environment for the station process.
+
+    With ``pycache_prefix``, bytecode is written to and read from that folder
+    (``PYTHONPYCACHEPREFIX``) even when ``PYTHONDONTWRITEBYTECODE`` is set, as on an installed image
+    whose ``.pyc`` files exist; nothing is written into the source tree.
+    """
+    env = dict(os.environ)
+    if pycache_prefix is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache_prefix)
+    return env
+
+
+def bytecode_note(pycache: bool) -> str:
+    """One line saying how the station's modules get their bytecode in this measurement."""
+    if pycache:
+        return "bytecode: cached (PYTHONPYCACHEPREFIX in a temp folder, primed by an untimed run)"
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return (
+            "bytecode: as this environment has it; PYTHONDONTWRITEBYTECODE is set, so modules "
+            "without a .pyc (the station's own) are compiled at every start (--pycache: cached)"
+        )
+    return "bytecode: as this environment has it (.pyc written and reused normally)"
+
+
 def percentile(samples: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (``pct`` in 0..100) of a non-empty sample."""
     if not samples:
@@ -144,13 +172,13 @@ class Stats:
 
 
 def read_proc_status(pid: int) -> dict[str, int]:
-    """The ``kB`` fields of ``/proc/<pid>/status`` (VmRSS, VmHWM, RssAnon, ...), in kB."""
+    """The numeric fields of ``/proc/<pid>/status``: sizes in kB (VmRSS, VmHWM, ...), Threads."""
     fields: dict[str, int] = {}
     text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
     for line in text.splitlines():
         name, _, value = line.partition(":")
         parts = value.split()
-        if len(parts) == 2 and parts[1] == "kB":
+        if (len(parts) == 2 and parts[1] == "kB") or (len(parts) == 1 and parts[0].isdigit()):
             fields[name] = int(parts[0])
     return fields
 
@@ -161,9 +189,10 @@ class StationProcess:
     ``spawned_at`` is ``time.perf_counter()`` taken just before the process is created.
     """
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log_path = log_path
+        self.env = env
         self.spawned_at = 0.0
         self.process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
@@ -182,6 +211,7 @@ class StationProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
+            env=self.env,
         )
         return self
 

@@ -15,13 +15,17 @@ How it is measured:
   alternate so drift affects both alike.
 - After the BootNotification the benchmark waits for the StatusNotifications (the station is then
   idle), sends SIGTERM and times SIGTERM → process exit; every station must exit with status 0.
-- For context it also times ``python -c pass`` and ``python -c "import station.cli, station.app"``
-  (interpreter start and the station's imports, without connecting).
+- Bytecode: by default the station runs in this environment as it is (if
+  ``PYTHONDONTWRITEBYTECODE`` is set, the station's own modules are compiled at every start);
+  ``--pycache`` gives it a temporary ``PYTHONPYCACHEPREFIX`` instead, as an installed image with
+  ``.pyc`` files would have (the prime run fills it).
+- For context it also times ``python -c pass`` (interpreter start to exit) and, inside a fresh
+  process, ``import station.cli, station.app`` (the station's imports before it can connect).
 
 Figures: min / median / p90 (nearest rank) in seconds. Goal: cold median ≤ 1 s.
 The last line printed is ``boot_to_bootnotification_median_s=<cold median>``.
 
-    python -m benchmarks.boot [--runs 10] [--budget-s 50]
+    python -m benchmarks.boot [--runs 10] [--budget-s 45] [--pycache] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -39,7 +43,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks._common import STATION_ID, Stats, StationProcess, station_command, write_config
+from benchmarks._common import (
+    STATION_ID,
+    StationProcess,
+    Stats,
+    bytecode_note,
+    station_command,
+    station_env,
+    write_config,
+)
 from station.sim.csms import Csms, Frame
 
 GOAL_S = 1.0
@@ -61,7 +73,9 @@ class Run:
     exit_code: int
 
 
-async def one_run(directory: Path, kind: str, label: str, evses: int = 2) -> Run:
+async def one_run(
+    directory: Path, kind: str, label: str, env: dict[str, str], evses: int = 2
+) -> Run:
     """Start the station once against a fresh CSMS, time its boot, stop it with SIGTERM."""
     marks: dict[str, float] = {}
 
@@ -71,7 +85,7 @@ async def one_run(directory: Path, kind: str, label: str, evses: int = 2) -> Run
 
     async with Csms(on_frame=on_frame) as csms:
         config = write_config(directory, csms.url)
-        station = StationProcess(config, directory / f"station-{label}.log")
+        station = StationProcess(config, directory / f"station-{label}.log", env)
 
         def connected(_: object) -> None:
             marks.setdefault("connected", time.perf_counter())
@@ -112,7 +126,9 @@ async def one_run(directory: Path, kind: str, label: str, evses: int = 2) -> Run
             await station.kill()
             raise
         if code != 0:
-            raise BenchmarkError(f"{label}: station exited {code} after SIGTERM\n{station.log_tail()}")
+            raise BenchmarkError(
+                f"{label}: station exited {code} after SIGTERM\n{station.log_tail()}"
+            )
     return Run(
         kind=kind,
         connected_s=marks["connected"] - station.spawned_at,
@@ -122,29 +138,52 @@ async def one_run(directory: Path, kind: str, label: str, evses: int = 2) -> Run
     )
 
 
-def time_command(command: list[str], repeat: int) -> float:
+def time_command(command: list[str], repeat: int, env: dict[str, str]) -> float:
     """Median wall time of running ``command`` to completion ``repeat`` times (seconds)."""
     samples: list[float] = []
     for _ in range(repeat):
         started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
 
 
-async def measure(runs: int, budget_s: float, root: Path) -> tuple[list[Run], bool]:
+_TIME_IMPORTS = (
+    "import time; t = time.perf_counter(); import station.cli, station.app; "
+    "print(time.perf_counter() - t)"
+)
+
+
+def time_imports(repeat: int, env: dict[str, str]) -> float:
+    """Median time to import ``station.cli`` and ``station.app``, timed inside a fresh process."""
+    samples: list[float] = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", _TIME_IMPORTS],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+        samples.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+async def measure(
+    runs: int, budget_s: float, root: Path, env: dict[str, str]
+) -> tuple[list[Run], bool]:
     """The prime run, then ``runs`` cold/warm pairs; stops early when over ``budget_s``."""
     started = time.perf_counter()
     warm_dir = root / "warm"
-    await one_run(warm_dir, "warm", "prime")
+    await one_run(warm_dir, "warm", "prime", env)
     results: list[Run] = []
     cut_short = False
     for i in range(runs):
         if time.perf_counter() - started > budget_s:
             cut_short = True
             break
-        results.append(await one_run(root / f"cold-{i}", "cold", f"cold-{i}"))
-        results.append(await one_run(warm_dir, "warm", f"warm-{i}"))
+        results.append(await one_run(root / f"cold-{i}", "cold", f"cold-{i}", env))
+        results.append(await one_run(warm_dir, "warm", f"warm-{i}", env))
     return results, cut_short
 
 
@@ -160,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the interpreter/import baseline"
     )
+    parser.add_argument(
+        "--pycache",
+        action="store_true",
+        help="give the station cached bytecode (temp PYTHONPYCACHEPREFIX), as an installed image",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -170,17 +214,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  python {platform.python_version()}, {os.cpu_count()} CPUs, "
         "CSMS = station.sim.csms.Csms on 127.0.0.1 in this process, one per run"
     )
-    if not args.no_baseline:
-        bare = time_command([sys.executable, "-c", "pass"], 5)
-        imports = time_command([sys.executable, "-c", "import station.cli, station.app"], 3)
-        print(
-            f"  baseline: `python -c pass` {bare:.3f} s; "
-            f"`python -c 'import station.cli, station.app'` {imports:.3f} s (medians)"
-        )
-
+    print(f"  {bytecode_note(args.pycache)}")
     with tempfile.TemporaryDirectory(prefix="station-bench-boot-") as tmp:
+        root = Path(tmp)
+        env = station_env(root / "pycache" if args.pycache else None)
+        if not args.no_baseline:
+            time_imports(1, env)  # warm the file cache (and fill the bytecode cache, --pycache)
+            bare = time_command([sys.executable, "-c", "pass"], 5, env)
+            imports = time_imports(3, env)
+            print(
+                f"  baseline (medians): `python -c pass` {bare:.3f} s (start to exit); "
+                f"`import station.cli, station.app` {imports:.3f} s (timed inside the process)"
+            )
         try:
-            results, cut_short = asyncio.run(measure(args.runs, args.budget_s, Path(tmp)))
+            results, cut_short = asyncio.run(measure(args.runs, args.budget_s, root, env))
         except BenchmarkError as exc:
             print(f"boot: FAILED: {exc}", file=sys.stderr)
             return 1
