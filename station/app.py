@@ -153,6 +153,7 @@ class Station:
                 link_task = group.create_task(self.link.run())
                 waiting: set[asyncio.Future[Any]] = {stopper, self._reset}
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                self.link.stop()
                 link_task.cancel()
                 for task in list(self._tasks):
                     task.cancel()

@@ -81,7 +81,7 @@ class AvailabilityModel:
     def request(
         self, evse_id: int | None, connector_id: int | None, operative: bool, busy: frozenset[int]
     ) -> ChangeOutcome:
-        """ChangeAvailability (G03 station, G04 EVSE/connector).
+        """ChangeAvailability (G03 EVSE/connector, G04 the whole station).
 
         Args:
             evse_id: None for the whole station.

@@ -110,11 +110,16 @@ async def station_factory(
 
 
 def assert_one_call_in_flight(frames: list[Frame], station_id: str = STATION_ID) -> None:
-    """OCPP-J Part 4 §4.1.1: the station never sends a CALL before its previous one is answered."""
+    """OCPP-J Part 4 §4.1.1: the station never sends a CALL before its previous one is answered
+    (the rule holds per connection: a CALL left open by a closed connection is void).
+    """
     outstanding: str | None = None
+    connection = None
     for frame in frames:
         if frame.station_id != station_id or not isinstance(frame.message, list):
             continue
+        if frame.connection != connection:
+            connection, outstanding = frame.connection, None
         kind = frame.message_type
         if frame.direction == "in" and kind == 2:
             assert outstanding is None, f"CALL {frame.raw} sent while {outstanding} was open"

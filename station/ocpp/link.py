@@ -121,6 +121,7 @@ class OcppLink:
         self._heartbeat_changed = asyncio.Event()
         self._reconnect_now = asyncio.Event()
         self._offline_since: float | None = None
+        self._stopping = False
         self.connections = 0
         device_model.subscribe(self._variable_changed)
 
@@ -151,7 +152,7 @@ class OcppLink:
     async def run(self) -> None:
         """Connect, register and serve; reconnect with back-off forever (Part 4 §5.3)."""
         attempt = 0
-        while True:
+        while not self._stopping:
             try:
                 connection, version = await open_connection(self._settings())
             except ConnectError as exc:
@@ -169,10 +170,9 @@ class OcppLink:
                 await connection.close()
                 self._went_offline()
             # Python 3.11: a task group whose children failed while the task was being
-            # cancelled raises their errors and drops the cancellation; honour it here.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise asyncio.CancelledError
+            # cancelled raises their errors and drops the cancellation, so the stop is a flag.
+            if self._stopping:
+                return
             delay = self._backoff(0)
             log.warning("CSMS connection lost; reconnecting in %.1f s", delay)
             await self._sleep_or(delay, self._reconnect_now)
@@ -251,6 +251,10 @@ class OcppLink:
         retry_s = self.config.csms.boot_retry_interval_s
         while True:
             self._boot_now.clear()
+            # B03: a rejection holds until its interval has passed, so answer the CSMS again from
+            # the next BootNotification on. Not later: the session may read a CSMS request sent
+            # right behind an Accepted response before this coroutine resumes to see it.
+            session.ignore_csms_calls = False
             station = self.config.station
             charging_station: dict[str, Any] = {
                 "model": station.model,
@@ -275,7 +279,6 @@ class OcppLink:
             interval = int(response.interval)
             log.info("BootNotification %s (interval %d s)", response.status, interval)
             if self.registration is Registration.ACCEPTED:
-                session.ignore_csms_calls = False
                 if interval > 0:
                     # B01.FR.04: the heartbeat interval comes from the response.
                     self.device_model.set_internal(
@@ -286,7 +289,8 @@ class OcppLink:
                 return
             # B02 Pending: answer the CSMS, send nothing but BootNotification.
             # B03 Rejected: send nothing and answer nothing until the interval has passed.
-            session.ignore_csms_calls = self.registration is Registration.REJECTED
+            if self.registration is Registration.REJECTED:
+                session.ignore_csms_calls = True
             await self._sleep_or(interval if interval > 0 else retry_s, self._boot_now)
 
     async def _heartbeat_loop(self, session: StationSession) -> None:
@@ -308,8 +312,10 @@ class OcppLink:
 
     async def _sleep_or(self, seconds: float, event: asyncio.Event) -> bool:
         """Sleep, or return early (True) when ``event`` is set."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation.
         try:
-            await asyncio.wait_for(event.wait(), timeout=max(seconds, 0))
+            async with asyncio.timeout(max(seconds, 0)):
+                await event.wait()
         except TimeoutError:
             return False
         return True
@@ -357,6 +363,11 @@ class OcppLink:
         if session is None or self.registration is not Registration.ACCEPTED:
             raise ConnectionLostError(f"{type(payload).__name__}: CSMS link not available")
         return await session.call(payload)
+
+    def stop(self) -> None:
+        """Make :meth:`run` return instead of reconnecting (the caller also cancels it)."""
+        self._stopping = True
+        self._reconnect_now.set()
 
     def reconnect(self) -> None:
         """Drop the connection and connect again (e.g. new BasicAuthPassword, A01)."""

@@ -30,7 +30,9 @@ class MessageLog:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8")
+            # backslashreplace: a lone surrogate (a peer's "\\ud800" escape) is written back
+            # as that same JSON escape instead of failing the write.
+            self._file = path.open("a", encoding="utf-8", errors="backslashreplace")
 
     def write(self, direction: Direction, raw: str | bytes) -> None:
         """Record one frame as it crossed the wire."""
@@ -39,7 +41,7 @@ class MessageLog:
         message: Any
         try:
             message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly deep
             message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         line = {
             "time": format_ocpp_time(self._clock.now()),

@@ -575,6 +575,10 @@ def _actions(version: str) -> Mapping[MessageType, frozenset[str]]:
 def encode(frame: Frame) -> str:
     """Serialise a frame as compact JSON text (Part 4 §4.2), UTF-8 characters kept as they are.
 
+    A lone surrogate (which a peer can send as a ``"\\ud800"`` escape, and a handler may echo
+    back) cannot be encoded as UTF-8 (§4.1.2); when one is present, every non-ASCII character
+    is written as a JSON ``\\u`` escape instead, so the text stays sendable.
+
     Raises:
         TypeError: the payload holds a value JSON cannot represent.
         ValueError: the payload holds NaN or Infinity.
@@ -591,7 +595,12 @@ def encode(frame: Frame) -> str:
             body = [MessageType.SEND, message_id, action, payload]
         case CallResultError(message_id, code, description, details):
             body = [MessageType.CALLRESULTERROR, message_id, code, description, details]
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def call_error_for(exc: FrameError) -> CallError:

@@ -120,7 +120,10 @@ class CsmsSession(ChargePoint):  # type: ignore[misc]
         self._closed = False
         #: While the CSMS has rejected our boot, CSMS-initiated messages are not answered (B03).
         self.ignore_csms_calls = False
-        self.supported_actions: frozenset[str] = frozenset(self.route_map)
+        # Only actions with an @on handler: an @after hook alone does not answer a CALL.
+        self.supported_actions: frozenset[str] = frozenset(
+            action for action, handlers in self.route_map.items() if "_on_action" in handlers
+        )
 
     # ----------------------------------------------------------------------------- receiving
 
@@ -153,6 +156,10 @@ class CsmsSession(ChargePoint):  # type: ignore[misc]
                 )
             else:
                 pending[1].set_result(frame)
+                # Let the waiting caller act on its response (e.g. a Rejected boot starts
+                # ignoring the CSMS, B03) before the next frame is read and dispatched.
+                # asyncio wakes tasks in FIFO order, so one yield is enough.
+                await asyncio.sleep(0)
         elif isinstance(frame, rpc.CallResultError):
             # OCPP 2.1 Part 4 §4.2.3: the CSMS could not process one of our CALLRESULTs.
             log.error(
@@ -261,11 +268,22 @@ class CsmsSession(ChargePoint):  # type: ignore[misc]
             self._pending[message_id] = (action, future)
             try:
                 await self._send(rpc.encode(rpc.Call(message_id, action, body)))
-                frame = await asyncio.wait_for(future, timeout)
+                # Not asyncio.wait_for: on Python 3.11, when the response (or close()) and a
+                # cancellation of this task arrive together, it returns the result or raises
+                # ConnectionLostError instead of CancelledError, so a stopping station (or
+                # the link's task group) loses the cancellation. Awaiting the future directly
+                # lets Task.cancel() cancel it, so close() cannot fail it afterwards.
+                async with asyncio.timeout(timeout):
+                    frame = await future
             except TimeoutError:
                 raise CallTimeoutError(f"{action}: no response within {timeout:g} s") from None
             finally:
                 self._pending.pop(message_id, None)
+                if future.done() and not future.cancelled():
+                    # close() may have failed it while we were still sending: mark the
+                    # exception retrieved, or asyncio logs "Future exception was never
+                    # retrieved".
+                    future.exception()
         if isinstance(frame, rpc.CallError):
             raise CallRejectedError(action, frame.error_code, frame.error_description)
         assert isinstance(frame, rpc.CallResult)

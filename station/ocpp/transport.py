@@ -145,7 +145,9 @@ async def open_connection(settings: TransportSettings) -> tuple[ClientConnection
     except ssl.SSLError as exc:
         raise ConnectError(f"TLS handshake failed: {exc.reason or exc}") from exc
     except (OSError, TimeoutError) as exc:
-        raise ConnectError(f"cannot reach {url}: {exc}") from exc
+        # str() is empty for some (a ConnectionResetError from a peer that is not TLS).
+        reason = str(exc) or type(exc).__name__
+        raise ConnectError(f"cannot reach {url}: {reason}") from exc
     chosen = connection.subprotocol
     if chosen not in VERSIONS or chosen not in settings.subprotocols:
         # Part 4 §3.1.2: without an agreed OCPP version the station must not go on.

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -32,6 +32,7 @@ from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 __all__ = ["Csms", "Frame", "StationLink"]
@@ -60,6 +61,7 @@ class Frame:
     direction: str  # "in" (from the station) or "out"
     raw: str
     message: Any  # the parsed JSON, or None when it was not JSON
+    connection: int = 0  # which connection it crossed (Csms.connections_seen at its opening)
 
     @property
     def message_type(self) -> int | None:
@@ -135,14 +137,33 @@ class _Recording:
 
     csms: Csms
     station_id: str
+    connection_no: int
     _connection: Any
 
     async def route_message(self, raw_msg: str) -> Any:
-        self.csms._record(self.station_id, "in", raw_msg)
-        return await super().route_message(raw_msg)  # type: ignore[misc]
+        frame = self.csms._record(self.station_id, "in", raw_msg, self.connection_no)
+        action = frame.action
+        if action is not None and action in self.csms.ignore_actions:
+            self.csms.ignore_actions.discard(action)
+            log.info("station %s: %s left unanswered (ignore_actions)", self.station_id, action)
+            return None
+        delay_s = self.csms.response_delay_s.get(action) if action is not None else None
+        if delay_s:
+            # Answer from a task: the library awaits a handler inside its receive loop, so a
+            # handler that waited would stop this CSMS from reading anything else meanwhile.
+            route = super().route_message  # type: ignore[misc]
+            self.csms._later(delay_s, lambda: route(raw_msg))
+            return None
+        try:
+            return await super().route_message(raw_msg)  # type: ignore[misc]
+        except ConnectionClosed:
+            # The station closed while we were answering (after a Reset, say). Frames it sent
+            # before closing are still queued: keep reading, so that every one is recorded.
+            log.info("station %s: connection closed before our answer went out", self.station_id)
+            return None
 
     async def _send(self, message: str) -> None:
-        self.csms._record(self.station_id, "out", message)
+        self.csms._record(self.station_id, "out", message, self.connection_no)
         await self._connection.send(message)
 
 
@@ -164,6 +185,8 @@ class StationLink:
     connection: ServerConnection
     tls_subject: str | None = None
     task: asyncio.Task[None] | None = None
+    #: The HTTP headers of the opening handshake (e.g. to check which carry Authorization).
+    request_headers: Headers | None = None
 
 
 @dataclass
@@ -185,6 +208,10 @@ class Csms:
             repeats); default Accepted.
         basic_auth: station id → password; when set, HTTP Basic authentication is required.
         ssl_context: a server context for ``wss://`` (profiles 2 and 3).
+        ignore_actions: actions whose next CALL from a station is recorded but never answered
+            (each once: the action leaves the set when it is used).
+        response_delay_s: action → seconds to wait before answering a station's CALL of it;
+            meanwhile the CSMS keeps reading and answering everything else.
     """
 
     host: str = "127.0.0.1"
@@ -194,6 +221,8 @@ class Csms:
     boot_statuses: dict[str, list[str]] = field(default_factory=dict)
     basic_auth: dict[str, str] | None = None
     ssl_context: ssl.SSLContext | None = None
+    ignore_actions: set[str] = field(default_factory=set)
+    response_delay_s: dict[str, float] = field(default_factory=dict)
     on_frame: Callable[[Frame], None] | None = None
     frames: list[Frame] = field(default_factory=list)
     stations: dict[str, StationLink] = field(default_factory=dict)
@@ -202,6 +231,8 @@ class Csms:
     _server: Server | None = None
     _waiters: list[_Waiter] = field(default_factory=list)
     _connected: dict[str, asyncio.Event] = field(default_factory=dict)
+    _links_changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _delayed: set[asyncio.Task[None]] = field(default_factory=set)
 
     # --------------------------------------------------------------------------- lifecycle
 
@@ -221,6 +252,8 @@ class Csms:
         return self
 
     async def stop(self) -> None:
+        for task in list(self._delayed):
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -276,10 +309,14 @@ class Csms:
         point = cls(station_id, connection, response_timeout=10)
         point.csms = self
         point.station_id = station_id
+        point.connection_no = self.connections_seen
         peer = connection.transport.get_extra_info("peercert") if self.ssl_context else None
         link = StationLink(station_id, version, point, connection, _subject_cn(peer))
+        link.request_headers = connection.request.headers if connection.request else None
         self.stations[station_id] = link
         self._connected.setdefault(station_id, asyncio.Event()).set()
+        async with self._links_changed:
+            self._links_changed.notify_all()
         log.info("station %s connected (OCPP %s)", station_id, version)
         try:
             await point.start()
@@ -290,12 +327,12 @@ class Csms:
                 del self.stations[station_id]
                 self._connected[station_id].clear()
 
-    def _record(self, station_id: str, direction: str, raw: str) -> None:
+    def _record(self, station_id: str, direction: str, raw: str, connection: int = 0) -> Frame:
         try:
             message = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             message = None
-        frame = Frame(station_id, direction, raw, message)
+        frame = Frame(station_id, direction, raw, message, connection)
         self.frames.append(frame)
         if self.on_frame is not None:
             self.on_frame(frame)
@@ -303,12 +340,40 @@ class Csms:
             if not waiter.future.done() and waiter.predicate(frame):
                 waiter.future.set_result(frame)
                 self._waiters.remove(waiter)
+        return frame
+
+    def _later(self, delay_s: float, answer: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``answer`` after ``delay_s`` as a task of this CSMS (see ``response_delay_s``)."""
+
+        async def answer_later() -> None:
+            await asyncio.sleep(delay_s)
+            try:
+                await answer()
+            except ConnectionClosed:
+                log.info("connection closed before a delayed answer went out")
+
+        task = asyncio.get_running_loop().create_task(answer_later())
+        self._delayed.add(task)
+        task.add_done_callback(self._delayed.discard)
 
     # ---------------------------------------------------------------------- operator side
 
     async def wait_connected(self, station_id: str, timeout_s: float = 10) -> StationLink:
         event = self._connected.setdefault(station_id, asyncio.Event())
         await asyncio.wait_for(event.wait(), timeout_s)
+        return self.stations[station_id]
+
+    async def wait_reconnected(
+        self, station_id: str, previous: StationLink, timeout_s: float = 10
+    ) -> StationLink:
+        """The station's connection once it is a new one, not ``previous`` (after a drop)."""
+
+        def fresh() -> bool:
+            link = self.stations.get(station_id)
+            return link is not None and link is not previous
+
+        async with self._links_changed:
+            await asyncio.wait_for(self._links_changed.wait_for(fresh), timeout_s)
         return self.stations[station_id]
 
     async def wait_for(
@@ -398,7 +463,8 @@ class Csms:
             )
         )
         await asyncio.sleep(0)
-        self._record(station_id, "out", raw if isinstance(raw, str) else raw.decode("latin-1"))
+        text = raw if isinstance(raw, str) else raw.decode("latin-1")
+        self._record(station_id, "out", text, link.point.connection_no)
         await link.connection.send(raw)
         if not expect_reply:
             with contextlib.suppress(TimeoutError):

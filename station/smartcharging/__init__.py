@@ -1,0 +1,88 @@
+"""Smart charging, pure: profile validation, storage semantics, stacking and composite schedules.
+
+No I/O, no asyncio, no ``ocpp`` imports; ``now`` is always an argument (DESIGN.md). The OCPP
+shell converts payloads onto :mod:`station.smartcharging.model` types, asks :func:`validate`,
+keeps a :class:`ProfileSet` (persisted by ``store/``), and hands :func:`composite_schedule`
+results to GetCompositeSchedule and to the energy manager, sleeping until
+:func:`next_change_after`. Sibling packages import only the names in ``__all__``.
+"""
+
+from station.smartcharging.composite import (
+    CompositePeriod,
+    CompositeSchedule,
+    ElectricalParams,
+    PeriodValue,
+    composite_schedule,
+    convert_rate,
+    limit_at,
+    next_change_after,
+    to_legacy_limit,
+)
+from station.smartcharging.model import (
+    ChargingLimitSource,
+    ChargingProfile,
+    ChargingProfileKind,
+    ChargingProfilePurpose,
+    ChargingSchedule,
+    FreqWattPoint,
+    LimitAtSoc,
+    OcppVersion,
+    OperationMode,
+    RateUnit,
+    RecurrencyKind,
+    SchedulePeriod,
+    SignalWattPoint,
+    SmartChargingValueError,
+    TransactionInfo,
+    from_legacy_negative_limit,
+)
+from station.smartcharging.store import (
+    ClearCriteria,
+    ProfileCriteria,
+    ProfileSet,
+    ReportBatch,
+    report_batches,
+)
+from station.smartcharging.validation import (
+    ReasonCode,
+    Rejection,
+    SmartChargingLimits,
+    validate,
+)
+
+__all__ = [
+    "ChargingLimitSource",
+    "ChargingProfile",
+    "ChargingProfileKind",
+    "ChargingProfilePurpose",
+    "ChargingSchedule",
+    "ClearCriteria",
+    "CompositePeriod",
+    "CompositeSchedule",
+    "ElectricalParams",
+    "FreqWattPoint",
+    "LimitAtSoc",
+    "OcppVersion",
+    "OperationMode",
+    "PeriodValue",
+    "ProfileCriteria",
+    "ProfileSet",
+    "RateUnit",
+    "ReasonCode",
+    "RecurrencyKind",
+    "Rejection",
+    "ReportBatch",
+    "SchedulePeriod",
+    "SignalWattPoint",
+    "SmartChargingLimits",
+    "SmartChargingValueError",
+    "TransactionInfo",
+    "composite_schedule",
+    "convert_rate",
+    "from_legacy_negative_limit",
+    "limit_at",
+    "next_change_after",
+    "report_batches",
+    "to_legacy_limit",
+    "validate",
+]
