@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -46,10 +47,18 @@ def _setup_logging(level: str, *, quiet_libraries: bool = True) -> None:
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:
+    """The first SIGTERM/SIGINT stops cleanly; a second one, while that is under way, exits now."""
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            print("station: stopping at once (second signal)", file=sys.stderr, flush=True)
+            os._exit(1)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
 
 
 # ----------------------------------------------------------------------------------- run

@@ -128,7 +128,12 @@ async def test_run_boots_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             await csms.wait_action("StatusNotification", "CS-CLI", include_past=True)
         finally:
             process.send_signal(signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(process.communicate(), 20)
+            try:
+                _, stderr = await asyncio.wait_for(process.communicate(), 20)
+            except TimeoutError:
+                process.kill()  # never leave a station behind
+                await process.wait()
+                raise
         assert process.returncode == 0, stderr.decode()
         assert b"Traceback" not in stderr
     log = tmp_path / "data" / "station.ocpp.jsonl"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from station.ocpp.transport import backoff_delay, station_url
+from station.ocpp.transport import MIN_RECONNECT_DELAY_S, backoff_delay, station_url
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,12 @@ def test_backoff_bounds(attempt: int, wait: int, spread: int, repeat: int, r: fl
         attempt, wait_minimum_s=wait, random_range_s=spread, repeat_times=repeat, rand=lambda: r
     )
     base = wait * 2 ** min(attempt, repeat)
-    assert base <= delay <= base + spread
+    assert max(base, MIN_RECONNECT_DELAY_S) <= delay <= max(base + spread, MIN_RECONNECT_DELAY_S)
+
+
+def test_backoff_never_busy_loops() -> None:
+    delay = backoff_delay(0, wait_minimum_s=0, random_range_s=0, repeat_times=5, rand=lambda: 0.0)
+    assert delay == MIN_RECONNECT_DELAY_S
 
 
 @pytest.mark.parametrize(

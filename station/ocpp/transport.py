@@ -42,6 +42,9 @@ __all__ = [
     "station_url",
 ]
 
+#: The shortest wait between two connection attempts, whatever the back-off variables say.
+MIN_RECONNECT_DELAY_S = 0.25
+
 #: Subprotocol → OCPP version string as the ``ocpp`` library names it.
 VERSIONS: dict[str, str] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1"}
 
@@ -86,7 +89,9 @@ def backoff_delay(
     RetryBackOffRepeatTimes times, then stays; every attempt adds a fresh random part.
     """
     doublings = min(max(attempt, 0), repeat_times)
-    return float(wait_minimum_s * (2**doublings) + rand() * random_range_s)
+    delay = wait_minimum_s * (2**doublings) + rand() * random_range_s
+    # Never a busy loop, even with both variables at 0 (which the device model allows).
+    return float(max(delay, MIN_RECONNECT_DELAY_S))
 
 
 def _ssl_context(settings: TransportSettings) -> ssl.SSLContext | None:
