@@ -31,7 +31,9 @@ from station.config import Config
 from station.errors import CallRejectedError, CallTimeoutError, ConnectionLostError, OcppError
 from station.ocpp.devicemodel import DeviceModel, split_report
 from station.ocpp.msglog import MessageLog
+from station.ocpp.sc_handlers import SmartChargingHandlers
 from station.ocpp.session import CsmsSession, Spawn, after, on
+from station.ocpp.tx_handlers import TransactionHandlers
 from station.ocpp.transport import ConnectError, TransportSettings, backoff_delay, open_connection
 from station.store import AvailabilityRepository, VariableRepository
 
@@ -113,6 +115,9 @@ class OcppLink:
         self._rand = rand
         self._id_factory = id_factory
         self.registration = Registration.NONE
+        #: Services the composition root (app.py) attaches; handlers reach them through the link.
+        self.transactions: Any = None
+        self.smart_charging: Any = None
         self.session: StationSession | None = None
         self.version: str | None = None
         self.accepted = asyncio.Event()
@@ -398,8 +403,12 @@ def _wire_size(payload: Mapping[str, Any]) -> int:
     return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-class StationSession(CsmsSession):
-    """The ``@on`` handlers the station offers on every connection."""
+class StationSession(TransactionHandlers, SmartChargingHandlers, CsmsSession):
+    """The ``@on`` handlers the station offers on every connection.
+
+    Provisioning and availability handlers are below; transactions and smart charging come from
+    their mixins (``tx_handlers.py``, ``sc_handlers.py``).
+    """
 
     def __init__(self, station_id: str, connection: Any, *, link: OcppLink, **kwargs: Any) -> None:
         self.link = link
