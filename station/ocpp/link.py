@@ -33,8 +33,8 @@ from station.ocpp.devicemodel import DeviceModel, split_report
 from station.ocpp.msglog import MessageLog
 from station.ocpp.sc_handlers import SmartChargingHandlers
 from station.ocpp.session import CsmsSession, Spawn, after, on
-from station.ocpp.tx_handlers import TransactionHandlers
 from station.ocpp.transport import ConnectError, TransportSettings, backoff_delay, open_connection
+from station.ocpp.tx_handlers import TransactionHandlers
 from station.store import AvailabilityRepository, VariableRepository
 
 __all__ = ["LinkStatus", "OcppLink", "Registration", "ResetRequest"]
