@@ -31,6 +31,7 @@ from station.store import (
     open_database,
     upgrade,
 )
+from station.store.db import SCHEMA_HEAD
 from station.store.models import Base
 
 REPO_ROOT = Path(station.__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ def test_upgrade_from_empty_creates_schema_at_head(db_path: Path) -> None:
 
     revision = upgrade(db_path)
 
-    assert revision == head_revision() == "0001"
+    assert revision == head_revision() == SCHEMA_HEAD
     assert current_revision(db_path) == head_revision()
     tables = {name for kind, name, _ in _schema(db_path) if kind == "table"}
     assert {"alembic_version", "device_variables", "availability", "outbound_messages"} <= tables

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Availability", "Base", "DeviceVariable", "OutboundMessage"]
+__all__ = ["Availability", "Base", "DeviceVariable", "OpenTransactionRow", "OutboundMessage"]
 
 # Named constraints, so that Alembic batch mode (which recreates SQLite tables) can find and
 # alter them later (alembic.sqlalchemy.org/en/latest/batch.html, "Dealing with Constraints").
@@ -118,3 +118,22 @@ class OutboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OpenTransactionRow(Base):
+    """The open transaction of one EVSE, written in the same SQLite transaction as the queued
+    TransactionEvent that changed it, so that a crash never separates the two (issue 3).
+
+    ``last_reading`` is the last meter reading as JSON (or NULL); ``ended_measurands`` the
+    comma-separated TxEndedMeasurands to report when the transaction is recovered.
+    """
+
+    __tablename__ = "open_transactions"
+
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    transaction_id: Mapped[str] = mapped_column(String(36), unique=True)
+    connector_id: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime())
+    next_seq_no: Mapped[int] = mapped_column(Integer)
+    last_reading: Mapped[str | None] = mapped_column(Text)
+    ended_measurands: Mapped[str] = mapped_column(Text, server_default=text("''"))
