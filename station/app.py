@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from station.ocpp.devicemodel import (
 )
 from station.ocpp.link import OcppLink, ResetRequest
 from station.ocpp.msglog import MessageLog
+from station.sim.control import ControlServer, endpoint_for
 from station.store import AvailabilityRepository, Database, VariableRepository, open_database
 
 __all__ = ["RunResult", "Station", "build_device_model", "run_station"]
@@ -116,6 +117,36 @@ class Station:
             boot_reason=boot_reason,
             on_reset=self._on_reset,
         )
+        #: Per-EVSE status fields contributed by the services (``station sim status``).
+        self.status_providers: list[Callable[[int], dict[str, Any]]] = []
+        self.control: ControlServer | None = None
+        if config.any_simulated:
+            self.control = ControlServer(endpoint_for(config))
+            self.control.register("status", lambda _: self.status(), "the station's view as JSON")
+
+    def status(self) -> dict[str, Any]:
+        """The station's view: the CSMS link, and per EVSE what the services report."""
+        link = self.link.status
+        evses = []
+        for evse in self.config.evse:
+            item: dict[str, Any] = {
+                "evse": evse.id,
+                "connector": evse.connector.value,
+                "connector_status": self.availability.status(evse.id, evse.connector_id).value,
+                "operative": self.availability.is_operative(evse.id, evse.connector_id),
+            }
+            for provider in self.status_providers:
+                item.update(provider(evse.id))
+            evses.append(item)
+        return {
+            "station": self.config.station.id,
+            "csms": {
+                "connected": link.connected,
+                "ocpp": link.version,
+                "registration": link.registration.value,
+            },
+            "evses": evses,
+        }
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run follow-up work as a supervised task of this run."""
@@ -148,6 +179,8 @@ class Station:
         self._reset = asyncio.get_running_loop().create_future()
         stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
+            if self.control is not None:
+                await self.control.start()
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 link_task = group.create_task(self.link.run())
@@ -160,6 +193,8 @@ class Station:
         finally:
             stopper.cancel()
             self._group = None
+            if self.control is not None:
+                await self.control.stop()
             self.close()
         reset = self._reset.result() if self._reset.done() else None
         return RunResult(reset)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -285,6 +286,34 @@ async def _demo_tour(csms: object, station_id: str) -> None:
     print("\n-- tour done; the station keeps its heartbeat (Ctrl-C to stop)", flush=True)
 
 
+# ----------------------------------------------------------------------------------- sim
+
+
+def _sim_request(args: argparse.Namespace) -> dict[str, object]:
+    if args.sim_command == "send":
+        try:
+            payload = json.loads(args.json)
+        except ValueError as exc:
+            raise StationError(f"sim send: not JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise StationError("sim send: the request must be a JSON object")
+        return payload
+    return {"cmd": args.sim_command}
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from station.sim.control import CommandError, endpoint_for, request
+
+    config = load_config(args.config)
+    payload = _sim_request(args)
+    try:
+        response = asyncio.run(request(endpoint_for(config).endpoint_file, payload))
+    except CommandError as exc:
+        raise StationError(f"sim: {exc}") from exc
+    print(json.dumps(response, indent=2, ensure_ascii=False))
+    return 0 if response.get("ok") else 1
+
+
 # ------------------------------------------------------------------------------------ db
 
 
@@ -376,6 +405,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     csms.add_argument("--log-level", help="log level (default INFO)")
     csms.set_defaults(func=_cmd_csms)
+
+    sim = commands.add_parser(
+        "sim", help="drive the simulated peers of a running station (see README: station sim)"
+    )
+    sim_commands = sim.add_subparsers(dest="sim_command", required=True, metavar="SIM_COMMAND")
+    for name, text in (
+        ("status", "the station's view as JSON: CSMS link and per-EVSE state"),
+        ("help", "the commands the running station offers"),
+    ):
+        sub = sim_commands.add_parser(name, help=text)
+        sub.add_argument("--config", required=True, help="the station's TOML configuration file")
+        sub.set_defaults(func=_cmd_sim)
+    send = sim_commands.add_parser("send", help="send one raw JSON request line")
+    send.add_argument("json", help='a request object, e.g. \'{"cmd": "status"}\'')
+    send.add_argument("--config", required=True, help="the station's TOML configuration file")
+    send.set_defaults(func=_cmd_sim)
 
     db = commands.add_parser("db", help="manage the station's database")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
