@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from station.store import VariableKey
 
@@ -520,6 +520,16 @@ def _number(value: float) -> int | float:
 # --- the model --------------------------------------------------------------------------------
 
 
+class Where(TypedDict, total=False):
+    """Which instance of a variable :meth:`DeviceModel.value` and friends read."""
+
+    instance: str | None
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    attribute: str
+
+
 class DeviceModel:
     """The station's device model: definitions plus current values.
 
@@ -803,73 +813,17 @@ class DeviceModel:
         )
         return self._values[definition.key(attribute)]
 
-    def int_value(
-        self,
-        component: str,
-        variable: str,
-        *,
-        instance: str | None = None,
-        component_instance: str | None = None,
-        evse_id: int | None = None,
-        connector_id: int | None = None,
-        attribute: str = Attribute.ACTUAL,
-    ) -> int:
+    def int_value(self, component: str, variable: str, **where: Unpack[Where]) -> int:
         """:meth:`value` as an ``int``. Raises KeyError, or ValueError if empty or not one."""
-        text = self.value(
-            component,
-            variable,
-            instance=instance,
-            component_instance=component_instance,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            attribute=attribute,
-        )
-        return int(text)
+        return int(self.value(component, variable, **where))
 
-    def float_value(
-        self,
-        component: str,
-        variable: str,
-        *,
-        instance: str | None = None,
-        component_instance: str | None = None,
-        evse_id: int | None = None,
-        connector_id: int | None = None,
-        attribute: str = Attribute.ACTUAL,
-    ) -> float:
+    def float_value(self, component: str, variable: str, **where: Unpack[Where]) -> float:
         """:meth:`value` as a ``float``. Raises KeyError, or ValueError if empty or not one."""
-        text = self.value(
-            component,
-            variable,
-            instance=instance,
-            component_instance=component_instance,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            attribute=attribute,
-        )
-        return float(text)
+        return float(self.value(component, variable, **where))
 
-    def bool_value(
-        self,
-        component: str,
-        variable: str,
-        *,
-        instance: str | None = None,
-        component_instance: str | None = None,
-        evse_id: int | None = None,
-        connector_id: int | None = None,
-        attribute: str = Attribute.ACTUAL,
-    ) -> bool:
+    def bool_value(self, component: str, variable: str, **where: Unpack[Where]) -> bool:
         """:meth:`value` as a ``bool``. Raises KeyError, or ValueError unless true/false."""
-        text = self.value(
-            component,
-            variable,
-            instance=instance,
-            component_instance=component_instance,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            attribute=attribute,
-        )
+        text = self.value(component, variable, **where)
         if text not in ("true", "false"):
             raise ValueError(f"{component}.{variable} is not a boolean: {text!r}")
         return text == "true"
@@ -1564,7 +1518,18 @@ def standard_definitions(
 
     # SmartChargingCtrlr (required variables)
     sm = "SmartChargingCtrlr"
-    add(_runtime(sm, "Entries", _INT, "0", variable_instance="ChargingProfiles", min_limit=0))
+    # maxLimit: how many charging profiles the station can hold (K01: TooManyElements above).
+    add(
+        _runtime(
+            sm,
+            "Entries",
+            _INT,
+            "0",
+            variable_instance="ChargingProfiles",
+            min_limit=0,
+            max_limit=48,
+        )
+    )
     add(
         _setting(
             sm,
