@@ -33,7 +33,7 @@ async def test_status_reflects_the_link_and_connectors(tmp_path: Path, control: 
             await wait_for_endpoint(endpoint.endpoint_file)
             where = endpoint.endpoint_file.read_text().strip()
             assert where.startswith("unix:" if control == "unix" else "tcp:127.0.0.1:")
-            await csms.wait_action("StatusNotification", STATION_ID)
+            await csms.wait_action("StatusNotification", STATION_ID, include_past=True)
             await csms.wait_for(
                 lambda f: f.action == "StatusNotification" and f.payload["evseId"] == 2,
                 include_past=True,
@@ -117,7 +117,7 @@ async def test_station_sim_cli(tmp_path: Path) -> None:
         running = RunningStation(config).start()
         try:
             await wait_for_endpoint(endpoint_for(config).endpoint_file)
-            await csms.wait_action("StatusNotification", STATION_ID)
+            await csms.wait_action("StatusNotification", STATION_ID, include_past=True)
             cli = [sys.executable, "-m", "station.cli", "sim"]
 
             def run(*args: str) -> subprocess.CompletedProcess[str]:
