@@ -26,10 +26,35 @@ from station.ocpp.devicemodel import (
 )
 from station.ocpp.link import OcppLink, ResetRequest
 from station.ocpp.msglog import MessageLog
+from station.ocpp.tx_convert import OcppTransactionPort, service_settings
+from station.power import EvseRating
 from station.sim.control import ControlServer, endpoint_for
-from station.store import AvailabilityRepository, Database, VariableRepository, open_database
+from station.sim.vehicle import SimVehicle, autostart, register_commands
+from station.smartcharging import ElectricalParams, OcppVersion, RateUnit, SmartChargingLimits
+from station.smartcharging.service import (
+    DEFAULT_ENTRIES_MAX,
+    EvseElectrical,
+    SimulatedPowerPort,
+    SimulatedVehicles,
+    SmartChargingService,
+)
+from station.store import (
+    AvailabilityRepository,
+    Database,
+    OutboundQueue,
+    TransactionRepository,
+    VariableRepository,
+    open_database,
+)
+from station.transactions.service import TransactionService
 
-__all__ = ["RunResult", "Station", "build_device_model", "run_station"]
+__all__ = [
+    "RunResult",
+    "Station",
+    "build_device_model",
+    "build_smart_charging",
+    "run_station",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +103,66 @@ def build_device_model(config: Config, database: Database) -> DeviceModel:
     return DeviceModel(definitions, VariableRepository(database).load_all())
 
 
+def smart_charging_limits(
+    device_model: DeviceModel, config: Config, version: OcppVersion
+) -> SmartChargingLimits:
+    """SetChargingProfile validation limits from the device model (SmartChargingCtrlr)."""
+    sm = "SmartChargingCtrlr"
+    entries_max = DEFAULT_ENTRIES_MAX
+    for definition in device_model.definitions:
+        found = definition.component == sm and definition.variable == "Entries"
+        if found and definition.max_limit is not None:
+            entries_max = int(definition.max_limit)
+    units = device_model.value(sm, "RateUnit").split(",")
+    return SmartChargingLimits(
+        version=version,
+        entries_max=entries_max,
+        periods_per_schedule_max=device_model.int_value(sm, "PeriodsPerSchedule"),
+        stack_level_max=device_model.int_value(sm, "ProfileStackLevel"),
+        supported_rate_units=frozenset(RateUnit(u) for u in units if u),
+        dc_evse_ids=frozenset(e.id for e in config.evse),  # CHAdeMO and CCS: all DC
+    )
+
+
+def build_smart_charging(
+    config: Config,
+    device_model: DeviceModel,
+    clock: Clock,
+    availability: AvailabilityModel,
+    *,
+    vehicles: SimulatedVehicles,
+    power: SimulatedPowerPort,
+) -> SmartChargingService:
+    """The smart-charging service, with the EVSE ratings from config and the simulated ports.
+
+    A DC EVSE's nominal voltage (for A <-> W, K01.FR.50) is where its power and current ratings
+    meet: ``max_charge_power_w / max_current_a``.
+    """
+    connector_of = {e.id: e.connector_id for e in config.evse}
+
+    def on_count(count: int) -> None:
+        device_model.set_internal(
+            "SmartChargingCtrlr", "Entries", str(count), instance="ChargingProfiles"
+        )
+
+    return SmartChargingService(
+        tuple(
+            EvseElectrical(
+                e.id,
+                EvseRating(e.max_charge_power_w, e.max_discharge_power_w, e.max_current_a),
+                ElectricalParams(e.max_charge_power_w / e.max_current_a, dc=True),
+            )
+            for e in config.evse
+        ),
+        clock=clock,
+        limits_for=lambda version: smart_charging_limits(device_model, config, version),
+        vehicles=vehicles,
+        power=power,
+        operative=lambda evse_id: availability.is_operative(evse_id, connector_of[evse_id]),
+        on_count=on_count,
+    )
+
+
 class Station:
     """One run of the station, from start until stop or reset.
 
@@ -117,12 +202,54 @@ class Station:
             boot_reason=boot_reason,
             on_reset=self._on_reset,
         )
+        # Smart charging (issue 4): profiles in memory for now; simulated vehicle and power ports.
+        self.vehicle_limits = SimulatedVehicles()
+        self.power_port = SimulatedPowerPort()
+        self.smart_charging = build_smart_charging(
+            config,
+            self.device_model,
+            self.clock,
+            self.availability,
+            vehicles=self.vehicle_limits,
+            power=self.power_port,
+        )
+        self.link.smart_charging = self.smart_charging
+        # Transactions (issue 3): a simulated vehicle and meter per EVSE until the hardware
+        # links exist; tests and ``station sim`` drive them (``sim_vehicles[evse_id].plug()``).
+        self.sim_vehicles = {
+            e.id: SimVehicle(
+                e.id,
+                connector_id=e.connector_id,
+                max_charge_power_w=e.max_charge_power_w,
+                clock=self.clock,
+            )
+            for e in config.evse
+        }
+        self.transactions = TransactionService(
+            self.sim_vehicles,
+            csms=OcppTransactionPort(self.link),
+            transactions=TransactionRepository(self.database),
+            queue=OutboundQueue(self.database),
+            clock=self.clock,
+            settings=lambda: service_settings(self.device_model),
+            spawn=self.spawn,
+            connector_ids={e.id: e.connector_id for e in config.evse},
+            on_occupied=self._connector_occupied,
+            on_transaction_ended=self._transaction_ended,
+        )
+        for vehicle in self.sim_vehicles.values():
+            vehicle.attach(self.transactions)
+        self.link.transactions = self.transactions
+        self.link.busy_evses = self.transactions.busy_evses
         #: Per-EVSE status fields contributed by the services (``station sim status``).
         self.status_providers: list[Callable[[int], dict[str, Any]]] = []
+        self.status_providers.append(self._power_status)
+        self.status_providers.append(self.transactions.status)
         self.control: ControlServer | None = None
         if config.any_simulated:
             self.control = ControlServer(endpoint_for(config))
             self.control.register("status", lambda _: self.status(), "the station's view as JSON")
+            register_commands(self.control, self.sim_vehicles)
 
     def status(self) -> dict[str, Any]:
         """The station's view: the CSMS link, and per EVSE what the services report."""
@@ -147,6 +274,28 @@ class Station:
             },
             "evses": evses,
         }
+
+    def _power_status(self, evse_id: int) -> dict[str, Any]:
+        command = self.power_port.last.get(evse_id)
+        if command is None:
+            return {}
+        return {
+            "power_w": command.power_w,
+            "power_mode": command.mode.value,
+            "power_reason": command.reason.value,
+            "profiles": len(self.smart_charging.profiles),
+        }
+
+    def _connector_occupied(self, evse_id: int, connector_id: int, occupied: bool) -> None:
+        """G01: Occupied while a cable is plugged, Available again after."""
+        if self.availability.set_occupied(evse_id, connector_id, occupied):
+            self.spawn(self.link.send_statuses([(evse_id, connector_id)]))
+
+    def _transaction_ended(self, evse_id: int) -> None:
+        """G03.FR.?/G04.FR.?: availability changes scheduled during the transaction apply now."""
+        changed = self.availability.transaction_ended(evse_id)
+        if changed:
+            self.spawn(self.link.send_statuses(changed))
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run follow-up work as a supervised task of this run."""
@@ -183,15 +332,24 @@ class Station:
                 await self.control.start()
             async with asyncio.TaskGroup() as group:
                 self._group = group
+                self.smart_charging.refresh()  # the first commands: 0 W until told otherwise
                 link_task = group.create_task(self.link.run())
+                self.transactions.recover()
+                tx_task = group.create_task(self.transactions.run())
+                for evse in self.config.evse:
+                    if evse.sim_autostart:
+                        vehicle = self.sim_vehicles[evse.id]
+                        self.spawn(autostart(vehicle, self.transactions.csms.wait_online))
                 waiting: set[asyncio.Future[Any]] = {stopper, self._reset}
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 self.link.stop()
                 link_task.cancel()
+                tx_task.cancel()
                 for task in list(self._tasks):
                     task.cancel()
         finally:
             stopper.cancel()
+            self.smart_charging.cancel_timer()
             self._group = None
             if self.control is not None:
                 await self.control.stop()

@@ -187,6 +187,9 @@ class EvseConfig:
     max_voltage_v: float = 500.0
     min_voltage_v: float = 150.0
     vehicle: LinkKind = LinkKind.SIMULATED
+    #: The simulated vehicle plugs in and presents a token by itself once the CSMS accepted the
+    #: station (for demos and the crash test); it charges until unplugged or stopped.
+    sim_autostart: bool = False
 
     def check(self, where: _Where) -> None:
         if self.id < 1:

@@ -38,6 +38,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("open_transactions") as batch:
-        batch.drop_constraint(op.f("uq_open_transactions_transaction_id"), type_="unique")
     op.drop_table("open_transactions")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
+from ocpp.exceptions import InternalError
 from ocpp.messages import Call, MessageType
 from ocpp.routing import on as _on
 from ocpp.v21 import ChargePoint as ChargePoint21
@@ -131,6 +132,29 @@ class _Handlers:
     def on_data_transfer(self, **_: Any) -> Any:
         return self._call_result.DataTransfer(status="UnknownVendorId")
 
+    # --- transactions (E, C, J blocks) ---------------------------------------------------------
+
+    @on("Authorize")
+    def on_authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
+        return self._call_result.Authorize(id_token_info=self.csms.id_token_info(id_token))
+
+    @on("TransactionEvent")
+    def on_transaction_event(self, id_token: dict[str, Any] | None = None, **_: Any) -> Any:
+        if self.csms.transaction_event_errors > 0:
+            self.csms.transaction_event_errors -= 1
+            raise InternalError(description="TransactionEvent refused (transaction_event_errors)")
+        if id_token is None:
+            return self._call_result.TransactionEvent()
+        return self._call_result.TransactionEvent(id_token_info=self.csms.id_token_info(id_token))
+
+    @on("MeterValues")
+    def on_meter_values(self, **_: Any) -> Any:
+        return self._call_result.MeterValues()
+
+    @on("ReportChargingProfiles")
+    def on_report_charging_profiles(self, **_: Any) -> Any:
+        return self._call_result.ReportChargingProfiles()
+
 
 class _Recording:
     """Records frames on their way in and out of the library's ChargePoint."""
@@ -223,6 +247,10 @@ class Csms:
     ssl_context: ssl.SSLContext | None = None
     ignore_actions: set[str] = field(default_factory=set)
     response_delay_s: dict[str, float] = field(default_factory=dict)
+    #: idToken values it accepts (Authorize, TransactionEvent idTokenInfo); None: every token.
+    accepted_tokens: set[str] | None = None
+    #: How many of the next TransactionEvents it answers with a CALLERROR (InternalError).
+    transaction_event_errors: int = 0
     on_frame: Callable[[Frame], None] | None = None
     frames: list[Frame] = field(default_factory=list)
     stations: dict[str, StationLink] = field(default_factory=dict)
@@ -270,6 +298,11 @@ class Csms:
         scheme = "wss" if self.ssl_context else "ws"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}/ocpp"
+
+    def id_token_info(self, id_token: dict[str, Any]) -> dict[str, Any]:
+        """The idTokenInfo for a token (snake_case, as the library's handlers return it)."""
+        accepted = self.accepted_tokens is None or id_token.get("id_token") in self.accepted_tokens
+        return {"status": "Accepted" if accepted else "Invalid"}
 
     def boot_status(self, station_id: str) -> str:
         statuses = self.boot_statuses.get(station_id)

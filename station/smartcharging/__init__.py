@@ -5,6 +5,9 @@ shell converts payloads onto :mod:`station.smartcharging.model` types, asks :fun
 keeps a :class:`ProfileSet` (persisted by ``store/``), and hands :func:`composite_schedule`
 results to GetCompositeSchedule and to the energy manager, sleeping until
 :func:`next_change_after`. Sibling packages import only the names in ``__all__``.
+
+``service.py`` is that shell (asyncio timer, ports, the energy manager call); it is not part of the
+pure core and not re-exported here: ``app.py`` and the OCPP handlers import it by module path.
 """
 
 from station.smartcharging.composite import (

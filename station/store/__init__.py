@@ -23,13 +23,16 @@ from station.store.repositories import (
     VariableKey,
     VariableRepository,
 )
+from station.store.transactions import PendingMessage, TransactionRepository
 
 __all__ = [
     "ATTRIBUTE_TYPES",
     "AvailabilityRepository",
     "Database",
     "OutboundQueue",
+    "PendingMessage",
     "QueuedMessage",
+    "TransactionRepository",
     "VariableKey",
     "VariableRepository",
     "current_revision",

@@ -1,0 +1,168 @@
+"""The transactions' persistence: open transactions and their queued messages, atomically.
+
+Owns one rule of issue 3 ("The offline queue"): a TransactionEvent and the open-transaction
+state it leaves behind are committed in **one** SQLite transaction, so that after a crash the
+store never holds an event without the transaction it belongs to, nor a transaction whose
+events were lost. Messages go into the same ``outbound_messages`` table as
+:class:`~station.store.repositories.OutboundQueue` (which delivers and acknowledges them).
+
+Takes and returns the transaction core's domain values (:class:`OpenTransaction`,
+:class:`MeterReading`), never ORM rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from station.errors import StoreError
+from station.store.db import Database
+from station.store.models import OpenTransactionRow, OutboundMessage
+from station.store.repositories import _from_db, _to_db, _transaction
+from station.transactions.model import Measurand, MeterReading, OpenTransaction
+
+__all__ = ["PendingMessage", "TransactionRepository"]
+
+_READING_FIELDS = (
+    "energy_import_wh",
+    "energy_export_wh",
+    "power_w",
+    "current_a",
+    "voltage_v",
+    "soc_pct",
+    "frequency_hz",
+    "power_offered_w",
+    "current_offered_a",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A message to queue with a transaction change: the action and its wire payload."""
+
+    action: str
+    payload: dict[str, Any]
+    transaction_id: str | None
+
+
+class TransactionRepository:
+    """Open transactions per EVSE, written together with the messages that report them."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(
+        self,
+        evse_id: int,
+        open_transaction: OpenTransaction | None,
+        messages: Sequence[PendingMessage],
+        *,
+        now: datetime,
+    ) -> list[int]:
+        """Queue ``messages`` and set (or, with None, clear) EVSE ``evse_id``'s open
+        transaction, in one committed SQLite transaction.
+
+        Returns:
+            The queue ids of the messages, in order.
+
+        Raises:
+            ValueError: a naive ``now``, or a payload that is not JSON.
+            StoreError: the database could not be written (nothing was written).
+        """
+        created_at = _to_db(now)
+        rows = [
+            OutboundMessage(
+                action=m.action,
+                payload=json.dumps(
+                    m.payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                ),
+                transaction_id=m.transaction_id,
+                created_at=created_at,
+                attempts=0,
+                next_attempt_at=None,
+                last_error=None,
+            )
+            for m in messages
+        ]
+        with _transaction(self._db, "cannot record a transaction event") as s:
+            s.add_all(rows)
+            existing = s.get(OpenTransactionRow, evse_id)
+            if open_transaction is None:
+                if existing is not None:
+                    s.delete(existing)
+            else:
+                values = _row_values(open_transaction)
+                if existing is None:
+                    s.add(OpenTransactionRow(evse_id=evse_id, **values))
+                else:
+                    for name, value in values.items():
+                        setattr(existing, name, value)
+            s.flush()
+            return [row.id for row in rows]
+
+    def open_transactions(self) -> list[OpenTransaction]:
+        """Every open transaction in the store, by EVSE id.
+
+        Raises:
+            StoreError: the database could not be read, or a row is corrupt.
+        """
+        query = select(OpenTransactionRow).order_by(OpenTransactionRow.evse_id)
+        with _transaction(self._db, "cannot load open transactions") as s:
+            return [_open_transaction(row) for row in s.scalars(query)]
+
+    def clear(self, evse_id: int) -> None:
+        """Forget EVSE ``evse_id``'s open transaction (without queueing anything)."""
+        with _transaction(self._db, "cannot clear an open transaction") as s:
+            s.execute(delete(OpenTransactionRow).where(OpenTransactionRow.evse_id == evse_id))
+
+    def queued_for(self, transaction_id: str) -> int:
+        """How many messages of ``transaction_id`` wait in the outbound queue."""
+        query = select(OutboundMessage.id).where(OutboundMessage.transaction_id == transaction_id)
+        with _transaction(self._db, "cannot read the queue") as s:
+            return len(s.scalars(query).all())
+
+
+def _row_values(tx: OpenTransaction) -> dict[str, Any]:
+    reading = tx.last_reading
+    return {
+        "transaction_id": tx.transaction_id,
+        "connector_id": tx.connector_id,
+        "started_at": _to_db(tx.started_at),
+        "next_seq_no": tx.next_seq_no,
+        "last_reading": None if reading is None else json.dumps(_reading_json(reading)),
+        "ended_measurands": ",".join(m.value for m in tx.ended_measurands),
+    }
+
+
+def _reading_json(reading: MeterReading) -> dict[str, Any]:
+    data: dict[str, Any] = {"timestamp": reading.timestamp.isoformat()}
+    for name in _READING_FIELDS:
+        value = getattr(reading, name)
+        if value is not None:
+            data[name] = value
+    return data  # signed meter data is not kept: recovery reports plain values
+
+
+def _open_transaction(row: OpenTransactionRow) -> OpenTransaction:
+    try:
+        reading = None
+        if row.last_reading is not None:
+            data = json.loads(row.last_reading)
+            reading = MeterReading(timestamp=datetime.fromisoformat(data.pop("timestamp")), **data)
+        measurands = tuple(Measurand(m) for m in row.ended_measurands.split(",") if m)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"open transaction of EVSE {row.evse_id} is corrupt: {exc}") from exc
+    return OpenTransaction(
+        transaction_id=row.transaction_id,
+        evse_id=row.evse_id,
+        connector_id=row.connector_id,
+        started_at=_from_db(row.started_at),
+        next_seq_no=row.next_seq_no,
+        last_reading=reading,
+        ended_measurands=measurands,
+    )

@@ -1,0 +1,623 @@
+"""The transactions shell: one :class:`TransactionMachine` per EVSE, a durable queue, delivery.
+
+Owns *when* transaction events happen and *that* the CSMS receives every one of them (issue 3,
+"The offline queue"):
+
+- Events from the vehicles/readers (:class:`EvsePort` implementations report them through
+  :meth:`TransactionService.submit` and :meth:`TransactionService.present_token`) and from the
+  CSMS (remote start/stop) go to the EVSE's machine one at a time, in order.
+- Every :class:`TransactionEventOut` the machine emits is converted to its wire payload (by the
+  :class:`CsmsPort`, so this module imports no protocol types) and committed to SQLite, in the
+  same SQLite transaction as the EVSE's open-transaction state, **before** anything else happens
+  (the power path closes only after the Started event is on disk).
+- One delivery task sends the queue in order, one CALL at a time; a message is deleted only
+  after the CSMS's CALLRESULT. A CALLERROR, an invalid response or a timeout is retried after
+  MessageAttemptInterval * attempts, up to MessageAttempts (OCPP 2.0.1 Part 2 E13, OCPPCommCtrlr
+  MessageAttempts/MessageAttemptInterval [TransactionEvent]); then the message is dropped with a
+  log line. Events generated while the link is down carry ``offline: true`` and wait in the
+  queue; on reconnect the queue is sent oldest first, so queued messages go before new ones.
+- At start, every transaction found open in the store is ended with stoppedReason PowerLoss
+  (:func:`~station.transactions.machine.recover`) and the last persisted meter values.
+
+It must not import ``ocpp`` nor talk SQL (``store/`` does); it logs per EVSE and transaction id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from station.clock import Clock
+from station.errors import (
+    ConnectionLostError,
+    LocalOcppError,
+    OcppError,
+    RemoteOcppError,
+    StoreError,
+)
+from station.store import OutboundQueue, PendingMessage, TransactionRepository
+from station.transactions.auth import (
+    AuthConfig,
+    AuthorizationStatus,
+    CacheEntry,
+    IdTokenInfo,
+    Verdict,
+    cache_entry,
+    decide_authorization,
+    decide_on_authorize_response,
+    token_key,
+)
+from station.transactions.errors import TransactionError
+from station.transactions.events import (
+    Authorized,
+    CablePlugged,
+    CableUnplugged,
+    Deauthorized,
+    Event,
+    LocalStop,
+    MeterSample,
+    RemoteStop,
+    Tick,
+)
+from station.transactions.machine import TransactionMachine, abort, recover
+from station.transactions.model import (
+    ClosePowerPath,
+    IdToken,
+    IdTokenType,
+    MeterReading,
+    OpenPowerPath,
+    Output,
+    SampleKind,
+    TransactionEventOut,
+    TxConfig,
+    UnlockConnector,
+)
+
+__all__ = [
+    "TRANSACTION_EVENT",
+    "CsmsPort",
+    "EvsePort",
+    "ServiceSettings",
+    "TransactionService",
+]
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_EVENT = "TransactionEvent"
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """The device-model values the service obeys, read afresh whenever it needs them."""
+
+    tx: TxConfig = field(default_factory=TxConfig)
+    message_attempts: int = 5  # OCPPCommCtrlr.MessageAttempts[TransactionEvent]
+    message_attempt_interval_s: float = 30.0  # OCPPCommCtrlr.MessageAttemptInterval[...]
+    tx_updated_interval_s: float = 60.0  # SampledDataCtrlr.TxUpdatedInterval; 0: none
+    authorize_remote_start: bool = False  # AuthCtrlr.AuthorizeRemoteStart
+    stop_tx_on_invalid_id: bool = True  # TxCtrlr.StopTxOnInvalidId
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+
+class EvsePort(Protocol):
+    """The power hardware and meter of one EVSE (the simulated vehicle, or the real drivers)."""
+
+    def read_meter(self, now: datetime) -> MeterReading:
+        """A reading of the EVSE's meter at ``now``."""
+        ...
+
+    def close_power_path(self) -> None:
+        """Close the contactors; report PowerPathClosed (and the energy flow) as events."""
+        ...
+
+    def open_power_path(self) -> None:
+        """Stop the energy transfer and open the contactors; report PowerPathOpened."""
+        ...
+
+    def unlock_connector(self, connector_id: int) -> None:
+        """Release the connector lock."""
+        ...
+
+
+class CsmsPort(Protocol):
+    """What the service needs of the CSMS link (implemented in ``station.ocpp.tx_convert``).
+
+    ``send_transaction_event`` and ``authorize`` raise :class:`~station.errors.OcppError`:
+    ConnectionLostError when offline, CallRejectedError on a CALLERROR, CallTimeoutError,
+    RemoteOcppError for an invalid response, LocalOcppError for a payload we got wrong.
+    """
+
+    @property
+    def online(self) -> bool: ...
+
+    async def wait_online(self) -> None: ...
+
+    def encode(self, message: TransactionEventOut) -> dict[str, Any]: ...
+
+    async def send_transaction_event(self, payload: dict[str, Any]) -> IdTokenInfo | None: ...
+
+    async def authorize(self, token: IdToken) -> IdTokenInfo: ...
+
+
+class TransactionService:
+    """Runs the transactions of every EVSE of the station.
+
+    Args:
+        ports: EVSE id → its :class:`EvsePort`.
+        csms: the CSMS link, as a :class:`CsmsPort`.
+        transactions: where open transactions and their queued events are committed together.
+        queue: the outbound queue (the delivery side: peek, mark_attempt, ack).
+        clock: wall clock for timestamps, monotonic clock for sampling.
+        settings: returns the current device-model settings.
+        spawn: runs follow-up work (token authorization) on the station's task group.
+        new_transaction_id: transaction ids (injected for tests, STYLE.md A2.5).
+        on_occupied: ``(evse_id, connector_id, occupied)`` when a cable is plugged/unplugged.
+        on_transaction_ended: ``evse_id`` when a transaction of that EVSE has ended.
+    """
+
+    def __init__(
+        self,
+        ports: Mapping[int, EvsePort],
+        *,
+        csms: CsmsPort,
+        transactions: TransactionRepository,
+        queue: OutboundQueue,
+        clock: Clock,
+        settings: Callable[[], ServiceSettings],
+        spawn: Spawn,
+        connector_ids: Mapping[int, int] | None = None,
+        new_transaction_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        on_occupied: Callable[[int, int, bool], None] = lambda evse, connector, occupied: None,
+        on_transaction_ended: Callable[[int], None] = lambda evse: None,
+    ) -> None:
+        self.ports = dict(ports)
+        self.csms = csms
+        self.transactions = transactions
+        self.queue = queue
+        self.clock = clock
+        self.settings = settings
+        self._spawn = spawn
+        self._new_transaction_id = new_transaction_id
+        self._on_occupied = on_occupied
+        self._on_transaction_ended = on_transaction_ended
+        connectors = connector_ids or {}
+        tx_config = settings().tx
+        self.machines: dict[int, TransactionMachine] = {
+            evse_id: TransactionMachine(
+                evse_id, new_transaction_id, tx_config, connector_id=connectors.get(evse_id, 1)
+            )
+            for evse_id in self.ports
+        }
+        self._inbox: deque[tuple[int, Event]] = deque()
+        self._processing = False
+        self._wake = asyncio.Event()
+        self._timers_changed = asyncio.Event()
+        self._next_sample: dict[int, float] = {}  # EVSE → monotonic time of its next sample
+        self._cache: dict[tuple[str, str], CacheEntry] = {}
+        #: Messages acknowledged by the CSMS since start (for status displays and tests).
+        self.delivered = 0
+
+    # ------------------------------------------------------------------------------ queries
+
+    def busy_evses(self) -> frozenset[int]:
+        """EVSEs with a transaction in progress (Reset OnIdle / ChangeAvailability: Scheduled)."""
+        return frozenset(e for e, m in self.machines.items() if m.transaction_id is not None)
+
+    def status(self, evse_id: int) -> dict[str, Any]:
+        """Per-EVSE fields for ``station sim status``."""
+        machine = self.machines.get(evse_id)
+        if machine is None:
+            return {}
+        reading = machine.last_reading
+        return {
+            "session": machine.state.name,
+            "transaction_id": machine.transaction_id,
+            "energy_import_wh": None if reading is None else reading.energy_import_wh,
+            "energy_export_wh": None if reading is None else reading.energy_export_wh,
+            "queued_events": len(self.queue),
+        }
+
+    def evse_of(self, transaction_id: str) -> int | None:
+        """The EVSE running ``transaction_id``, or None."""
+        for evse_id, machine in self.machines.items():
+            if machine.transaction_id == transaction_id:
+                return evse_id
+        return None
+
+    def messages_in_queue(self, transaction_id: str | None = None) -> bool:
+        """Whether TransactionEvents (of ``transaction_id``, or any) wait to be delivered."""
+        if transaction_id is None:
+            return len(self.queue) > 0
+        return self.transactions.queued_for(transaction_id) > 0
+
+    def remote_start_evse(self, evse_id: int | None) -> int | None:
+        """The EVSE a RequestStartTransaction would authorize, or None to reject it (F01/F02).
+
+        An EVSE that is already authorized or has a transaction refuses; without an ``evse_id``
+        the first EVSE with a cable plugged and waiting is chosen, else the first idle one.
+        """
+        candidates = [evse_id] if evse_id is not None else sorted(self.machines)
+        free = [
+            e
+            for e in candidates
+            if e in self.machines
+            and self.machines[e].accepts(Authorized)
+            and self.machines[e].authorization is None
+            and self.machines[e].transaction_id is None
+        ]
+        for e in free:
+            if self.machines[e].accepts(CableUnplugged):  # an EV is waiting there
+                return e
+        return free[0] if free else None
+
+    # ----------------------------------------------------------------------- start-up
+
+    def recover(self) -> None:
+        """End every transaction found open in the store: stoppedReason PowerLoss (issue 3).
+
+        Raises:
+            StoreError: the store could not be read or written.
+        """
+        now = self.clock.now()
+        for open_tx in self.transactions.open_transactions():
+            message = recover(open_tx, now)
+            log.warning(
+                "EVSE %d: transaction %s was open at start-up; ending it (PowerLoss)",
+                open_tx.evse_id,
+                open_tx.transaction_id,
+            )
+            self._record(open_tx.evse_id, None, [message], now)
+
+    # -------------------------------------------------------------------------- events
+
+    def submit(self, evse_id: int, event: Event) -> None:
+        """Feed one event to an EVSE's machine; events are processed in order, one at a time
+        (an event caused by a command, e.g. PowerPathClosed, waits for the current one)."""
+        self._inbox.append((evse_id, event))
+        if self._processing:
+            return
+        self._processing = True
+        try:
+            while self._inbox:
+                self._process(*self._inbox.popleft())
+        finally:
+            self._processing = False
+
+    def present_token(self, evse_id: int, token: IdToken) -> None:
+        """A token was presented at EVSE ``evse_id`` (reader or vehicle): authorize it, or stop
+        the session it started (E07), as a supervised task."""
+        self._spawn(self._present_token(evse_id, token))
+
+    def remote_start(
+        self,
+        evse_id: int,
+        token: IdToken,
+        remote_start_id: int,
+        group_id_token: IdToken | None = None,
+    ) -> None:
+        """RequestStartTransaction accepted for ``evse_id`` (call after the response went out).
+
+        Without AuthorizeRemoteStart the authorization applies at once, so a duplicated request
+        that follows finds the EVSE taken.
+        """
+        if self.settings().authorize_remote_start:
+            self._spawn(self._remote_start(evse_id, token, remote_start_id, group_id_token))
+            return
+        machine = self.machines[evse_id]
+        if machine.accepts(Authorized) and machine.authorization is None:
+            self.submit(evse_id, Authorized(token, group_id_token, remote_start_id))
+
+    def remote_stop(self, transaction_id: str) -> bool:
+        """RequestStopTransaction (F03): False when no EVSE runs ``transaction_id``."""
+        evse_id = self.evse_of(transaction_id)
+        if evse_id is None:
+            return False
+        self.submit(evse_id, RemoteStop(transaction_id))
+        return True
+
+    async def _present_token(self, evse_id: int, token: IdToken) -> None:
+        machine = self.machines.get(evse_id)
+        if machine is None:
+            log.warning("token presented at unknown EVSE %d", evse_id)
+            return
+        if machine.authorization is not None:
+            if machine.can_stop(token):
+                self.submit(evse_id, LocalStop(token))
+            else:
+                log.info("EVSE %d: token %s ignored: another session runs", evse_id, token.id_token)
+            return
+        info = await self._authorize(evse_id, token)
+        if info is None:
+            log.info("EVSE %d: token %s not authorized", evse_id, token.id_token)
+            return
+        machine = self.machines[evse_id]  # the machine may have been replaced meanwhile
+        if not machine.accepts(Authorized) or machine.authorization is not None:
+            log.info("EVSE %d: token %s authorized too late", evse_id, token.id_token)
+            return
+        self.submit(evse_id, Authorized(token, group_id_token=info.group_id_token))
+
+    async def _authorize(self, evse_id: int, token: IdToken) -> IdTokenInfo | None:
+        """C01/C10/C15: the info behind an accepting decision, or None when rejected."""
+        settings = self.settings()
+        now = self.clock.now()
+        online = self.csms.online
+        decision = decide_authorization(
+            token,
+            evse_id,
+            online=online,
+            now=now,
+            local_list={},
+            cache=self._cache,
+            config=settings.auth,
+        )
+        if decision.verdict is Verdict.ASK_CSMS:
+            try:
+                info = await self.csms.authorize(token)
+            except OcppError as exc:
+                log.warning("Authorize %s failed (%s); deciding offline", token.id_token, exc)
+                decision = decide_authorization(
+                    token,
+                    evse_id,
+                    online=False,
+                    now=now,
+                    local_list={},
+                    cache=self._cache,
+                    config=settings.auth,
+                )
+            else:
+                self._remember(token, info, settings.auth)
+                decision = decide_on_authorize_response(info, evse_id)
+        if decision.verdict is not Verdict.ACCEPT:
+            return None
+        return decision.info or IdTokenInfo(AuthorizationStatus.ACCEPTED)
+
+    def _remember(self, token: IdToken, info: IdTokenInfo, config: AuthConfig) -> None:
+        entry = cache_entry(info, self.clock.now(), config)
+        if entry is None:
+            self._cache.pop(token_key(token), None)
+        else:
+            self._cache[token_key(token)] = entry
+
+    async def _remote_start(
+        self, evse_id: int, token: IdToken, remote_start_id: int, group: IdToken | None
+    ) -> None:
+        if self.settings().authorize_remote_start:
+            # F01.FR.?: AuthorizeRemoteStart true: authorize the token like a local one first.
+            info = await self._authorize(evse_id, token)
+            if info is None:
+                log.info("EVSE %d: remote start %d: token not authorized", evse_id, remote_start_id)
+                return
+            group = group or info.group_id_token
+        machine = self.machines[evse_id]
+        if not machine.accepts(Authorized) or machine.authorization is not None:
+            log.info("EVSE %d: remote start %d no longer possible", evse_id, remote_start_id)
+            return
+        self.submit(evse_id, Authorized(token, group, remote_start_id))
+
+    def _process(self, evse_id: int, event: Event) -> None:
+        machine = self.machines.get(evse_id)
+        port = self.ports.get(evse_id)
+        if machine is None or port is None:
+            log.warning("event %s for unknown EVSE %d ignored", type(event).__name__, evse_id)
+            return
+        if isinstance(event, CablePlugged | CableUnplugged):
+            # The connector status follows the cable, whatever the session makes of it.
+            connector_id = event.connector_id if isinstance(event, CablePlugged) else None
+            self._on_occupied(
+                evse_id, connector_id or machine.connector_id, isinstance(event, CablePlugged)
+            )
+        if not machine.accepts(type(event)):
+            log.info(
+                "EVSE %d: %s ignored in state %s", evse_id, type(event).__name__, machine.state.name
+            )
+            return
+        settings = self.settings()
+        if machine.config != settings.tx:
+            machine.config = settings.tx
+        now = self.clock.now()
+        reading = None if isinstance(event, MeterSample) else port.read_meter(now)
+        before = machine.transaction_id
+        try:
+            outputs = machine.receive(event, now, reading)
+        except TransactionError as exc:
+            self._machine_failed(evse_id, exc, now)
+            return
+        self._carry_out(evse_id, outputs, now)
+        after = machine.transaction_id
+        if after is not None and after != before:
+            self._schedule_sample(evse_id, settings)
+        if before is not None and after != before:
+            self._next_sample.pop(evse_id, None)
+            log.info("EVSE %d: transaction %s ended", evse_id, before)
+            self._on_transaction_ended(evse_id)
+
+    def _carry_out(self, evse_id: int, outputs: list[Output], now: datetime) -> None:
+        """Commit the events first, then act (the machine's outputs are in a safe order)."""
+        machine = self.machines[evse_id]
+        port = self.ports[evse_id]
+        messages = [o for o in outputs if isinstance(o, TransactionEventOut)]
+        if messages:
+            self._record(evse_id, machine.open_transaction, messages, now)
+        for output in outputs:
+            if isinstance(output, OpenPowerPath):
+                port.open_power_path()
+            elif isinstance(output, ClosePowerPath):
+                port.close_power_path()
+            elif isinstance(output, UnlockConnector):
+                port.unlock_connector(output.connector_id)
+
+    def _machine_failed(self, evse_id: int, exc: TransactionError, now: datetime) -> None:
+        """A machine in ERROR: end its transaction (AbnormalCondition) and start afresh."""
+        machine = self.machines[evse_id]
+        log.error("EVSE %d: transaction machine failed: %s", evse_id, exc)
+        open_tx = machine.open_transaction
+        self.ports[evse_id].open_power_path()
+        if open_tx is not None:
+            self._record(evse_id, None, [abort(open_tx, now)], now)
+        self.machines[evse_id] = TransactionMachine(
+            evse_id, self._new_transaction_id, machine.config, connector_id=machine.connector_id
+        )
+        if open_tx is not None:
+            self._on_transaction_ended(evse_id)
+
+    def _record(
+        self,
+        evse_id: int,
+        open_tx: Any,
+        messages: list[TransactionEventOut],
+        now: datetime,
+    ) -> None:
+        offline = not self.csms.online
+        pending = [
+            PendingMessage(
+                TRANSACTION_EVENT,
+                self.csms.encode(replace(m, offline=offline) if offline else m),
+                m.transaction_id,
+            )
+            for m in messages
+        ]
+        try:
+            self.transactions.record(evse_id, open_tx, pending, now=now)
+        except StoreError:
+            # Nothing else can be done here: the message is lost, and says so.
+            log.exception("EVSE %d: could not commit %d TransactionEvent(s)", evse_id, len(pending))
+            return
+        for m in messages:
+            log.info(
+                "EVSE %d: queued TransactionEvent %s seqNo=%d tx=%s trigger=%s%s",
+                evse_id,
+                m.event_type.value,
+                m.seq_no,
+                m.transaction_id,
+                m.trigger_reason.value,
+                " (offline)" if offline else "",
+            )
+        self._wake.set()
+
+    # -------------------------------------------------------------------------- running
+
+    async def run(self) -> None:
+        """Deliver the queue and take periodic samples until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._deliver())
+            group.create_task(self._timers())
+
+    async def _deliver(self) -> None:
+        while True:
+            head = self.queue.peek(1)
+            if not head:
+                self._wake.clear()
+                if not self.queue.peek(1):
+                    await self._wake.wait()
+                continue
+            message = head[0]
+            if not self.csms.online:
+                await self.csms.wait_online()
+                continue
+            now = self.clock.now()
+            if message.next_attempt_at is not None and message.next_attempt_at > now:
+                await asyncio.sleep((message.next_attempt_at - now).total_seconds())
+                continue
+            try:
+                info = await self.csms.send_transaction_event(message.payload)
+            except ConnectionLostError:
+                continue  # not an attempt: wait for the link, then send it again
+            except (RemoteOcppError, LocalOcppError) as exc:
+                self._failed_attempt(message.id, message.attempts + 1, exc)
+                continue
+            self.queue.ack(message.id)
+            self.delivered += 1
+            if info is not None:
+                self._answered(message.transaction_id, message.payload, info)
+
+    def _failed_attempt(self, message_id: int, attempts: int, exc: OcppError) -> None:
+        settings = self.settings()
+        now = self.clock.now()
+        if isinstance(exc, LocalOcppError) or attempts >= settings.message_attempts:
+            # E13: after MessageAttempts the message may be discarded; our own invalid payload
+            # would block the queue forever.
+            log.error(
+                "TransactionEvent (queue id %d) dropped after %d attempt(s): %s",
+                message_id,
+                attempts,
+                exc,
+            )
+            self.queue.ack(message_id)
+            return
+        delay_s = settings.message_attempt_interval_s * attempts
+        log.warning(
+            "TransactionEvent (queue id %d) attempt %d failed (%s); retrying in %g s",
+            message_id,
+            attempts,
+            exc,
+            delay_s,
+        )
+        self.queue.mark_attempt(
+            message_id,
+            now=now,
+            next_attempt_at=now + timedelta(seconds=delay_s),
+            error=str(exc),
+        )
+
+    def _answered(
+        self, transaction_id: str | None, payload: Mapping[str, Any], info: IdTokenInfo
+    ) -> None:
+        """E05: a non-Accepted idTokenInfo ends the authorization (StopTxOnInvalidId)."""
+        token = payload.get("idToken")
+        settings = self.settings()
+        if isinstance(token, dict):
+            with contextlib.suppress(ValueError, KeyError):
+                self._remember(
+                    IdToken(str(token["idToken"]), IdTokenType(token["type"])), info, settings.auth
+                )
+        if info.status is AuthorizationStatus.ACCEPTED or transaction_id is None:
+            return
+        evse_id = self.evse_of(transaction_id)
+        if evse_id is not None and settings.stop_tx_on_invalid_id:
+            log.info(
+                "EVSE %d: transaction %s deauthorized (%s)", evse_id, transaction_id, info.status
+            )
+            self.submit(evse_id, Deauthorized())
+
+    def _schedule_sample(self, evse_id: int, settings: ServiceSettings) -> None:
+        if settings.tx_updated_interval_s > 0:
+            self._next_sample[evse_id] = self.clock.monotonic() + settings.tx_updated_interval_s
+            self._timers_changed.set()
+
+    async def _timers(self) -> None:
+        """J02 periodic samples every TxUpdatedInterval; EVConnectionTimeOut ticks."""
+        while True:
+            self._timers_changed.clear()
+            mono = self.clock.monotonic()
+            due = [e for e, t in self._next_sample.items() if t <= mono]
+            for evse_id in due:
+                port = self.ports[evse_id]
+                interval = self.settings().tx_updated_interval_s
+                if interval > 0:
+                    self._next_sample[evse_id] += interval
+                    if self._next_sample[evse_id] <= mono:  # fell behind: skip, never burst
+                        self._next_sample[evse_id] = mono + interval
+                else:
+                    self._next_sample.pop(evse_id)
+                reading = port.read_meter(self.clock.now())
+                self.submit(evse_id, MeterSample(SampleKind.PERIODIC, reading))
+            now = self.clock.now()
+            for evse_id, machine in self.machines.items():
+                deadline = machine.deadline()
+                if deadline is not None and deadline <= now:
+                    self.submit(evse_id, Tick())
+            wait_s = 1.0
+            if self._next_sample:
+                wait_s = min(wait_s, max(0.0, min(self._next_sample.values()) - mono))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self._timers_changed.wait()
