@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,19 +29,28 @@ from station.ocpp.msglog import MessageLog
 from station.ocpp.tx_convert import OcppTransactionPort, service_settings
 from station.power import EvseRating
 from station.sim.control import ControlServer, endpoint_for
-from station.sim.vehicle import SimVehicle, autostart, register_commands
-from station.smartcharging import ElectricalParams, OcppVersion, RateUnit, SmartChargingLimits
+from station.sim.vehicle import SimFleet, SimVehicle, autostart, register_commands
+from station.smartcharging import (
+    ElectricalParams,
+    OcppVersion,
+    RateUnit,
+    SmartChargingLimits,
+    TransactionInfo,
+)
 from station.smartcharging.service import (
     DEFAULT_ENTRIES_MAX,
     EvseElectrical,
-    SimulatedPowerPort,
-    SimulatedVehicles,
+    PowerPort,
+    ProfileStore,
     SmartChargingService,
+    TransactionView,
+    VehicleView,
 )
 from station.store import (
     AvailabilityRepository,
     Database,
     OutboundQueue,
+    ProfileRepository,
     TransactionRepository,
     VariableRepository,
     open_database,
@@ -51,6 +60,7 @@ from station.transactions.service import TransactionService
 __all__ = [
     "RunResult",
     "Station",
+    "TransactionsView",
     "build_device_model",
     "build_smart_charging",
     "run_station",
@@ -130,10 +140,12 @@ def build_smart_charging(
     clock: Clock,
     availability: AvailabilityModel,
     *,
-    vehicles: SimulatedVehicles,
-    power: SimulatedPowerPort,
+    vehicles: VehicleView,
+    power: PowerPort,
+    transactions: TransactionView | None = None,
+    store: ProfileStore | None = None,
 ) -> SmartChargingService:
-    """The smart-charging service, with the EVSE ratings from config and the simulated ports.
+    """The smart-charging service, with the EVSE ratings from config and the given ports.
 
     A DC EVSE's nominal voltage (for A <-> W, K01.FR.50) is where its power and current ratings
     meet: ``max_charge_power_w / max_current_a``.
@@ -156,11 +168,40 @@ def build_smart_charging(
         ),
         clock=clock,
         limits_for=lambda version: smart_charging_limits(device_model, config, version),
+        transactions=transactions,
         vehicles=vehicles,
         power=power,
         operative=lambda evse_id: availability.is_operative(evse_id, connector_of[evse_id]),
         on_count=on_count,
+        store=store,
     )
+
+
+class TransactionsView:
+    """The transactions service as smart charging's :class:`TransactionView`.
+
+    An EVSE's transaction (id and start, which anchors Relative profiles) is the one its machine
+    holds open. Energy is allowed while the session is authorized and the power path is closed
+    (the machine closes it only then); that does not wait for a transaction, because with
+    TxStartPoint EnergyTransfer the transaction starts only once energy flows.
+    """
+
+    def __init__(self, service: TransactionService) -> None:
+        self.service = service
+
+    def active_transactions(self) -> Mapping[int, TransactionInfo]:
+        active: dict[int, TransactionInfo] = {}
+        for evse_id, machine in self.service.machines.items():
+            open_tx = machine.open_transaction
+            if open_tx is not None:
+                active[evse_id] = TransactionInfo(open_tx.transaction_id, open_tx.started_at)
+        return active
+
+    def energy_allowed(self, evse_id: int) -> bool:
+        machine = self.service.machines.get(evse_id)
+        return (
+            machine is not None and machine.authorization is not None and machine.power_path_closed
+        )
 
 
 class Station:
@@ -202,29 +243,23 @@ class Station:
             boot_reason=boot_reason,
             on_reset=self._on_reset,
         )
-        # Smart charging (issue 4): profiles in memory for now; simulated vehicle and power ports.
-        self.vehicle_limits = SimulatedVehicles()
-        self.power_port = SimulatedPowerPort()
-        self.smart_charging = build_smart_charging(
-            config,
-            self.device_model,
-            self.clock,
-            self.availability,
-            vehicles=self.vehicle_limits,
-            power=self.power_port,
+        # The simulated world: one vehicle (and meter) per EVSE until the hardware links exist.
+        # It is the transactions' EVSE port, and the energy manager's vehicle view and power
+        # port (the vehicle follows the PowerCommand); tests and ``station sim`` drive it.
+        self.sim_vehicles = SimFleet(
+            {
+                e.id: SimVehicle(
+                    e.id,
+                    connector_id=e.connector_id,
+                    max_charge_power_w=e.max_charge_power_w,
+                    max_discharge_power_w=e.max_discharge_power_w,
+                    clock=self.clock,
+                )
+                for e in config.evse
+            }
         )
-        self.link.smart_charging = self.smart_charging
-        # Transactions (issue 3): a simulated vehicle and meter per EVSE until the hardware
-        # links exist; tests and ``station sim`` drive them (``sim_vehicles[evse_id].plug()``).
-        self.sim_vehicles = {
-            e.id: SimVehicle(
-                e.id,
-                connector_id=e.connector_id,
-                max_charge_power_w=e.max_charge_power_w,
-                clock=self.clock,
-            )
-            for e in config.evse
-        }
+        self.power_port = self.sim_vehicles
+        # Transactions (issue 3).
         self.transactions = TransactionService(
             self.sim_vehicles,
             csms=OcppTransactionPort(self.link),
@@ -236,15 +271,37 @@ class Station:
             connector_ids={e.id: e.connector_id for e in config.evse},
             on_occupied=self._connector_occupied,
             on_transaction_ended=self._transaction_ended,
+            on_settled=self._refresh_power,
         )
         for vehicle in self.sim_vehicles.values():
             vehicle.attach(self.transactions)
+        # Smart charging (issue 4): re-evaluated on every profile change (by itself), every
+        # transaction change (on_settled above) and every vehicle-limit change; no polling.
+        self._refreshing = False
+        self._refresh_again = False
+        self.smart_charging = build_smart_charging(
+            config,
+            self.device_model,
+            self.clock,
+            self.availability,
+            vehicles=self.sim_vehicles,
+            power=self.power_port,
+            transactions=TransactionsView(self.transactions),
+            store=ProfileRepository(self.database, clock=self.clock),
+        )
+        # K01/K05: a TxProfile is bound to its transaction when it starts and goes when it ends.
+        self.transactions.started_listeners.append(self.smart_charging.transaction_started)
+        self.transactions.ended_listeners.append(self.smart_charging.transaction_ended)
+        self.sim_vehicles.on_change(self._refresh_power)
+        self.link.smart_charging = self.smart_charging
         self.link.transactions = self.transactions
         self.link.busy_evses = self.transactions.busy_evses
         #: Per-EVSE status fields contributed by the services (``station sim status``).
         self.status_providers: list[Callable[[int], dict[str, Any]]] = []
         self.status_providers.append(self._power_status)
         self.status_providers.append(self.transactions.status)
+        # Last: the live meter and vehicle (the transactions report the last sampled reading).
+        self.status_providers.append(lambda evse_id: self.sim_vehicles[evse_id].status())
         self.control: ControlServer | None = None
         if config.any_simulated:
             self.control = ControlServer(endpoint_for(config))
@@ -280,11 +337,26 @@ class Station:
         if command is None:
             return {}
         return {
-            "power_w": command.power_w,
-            "power_mode": command.mode.value,
+            "power_command_w": command.power_w,
+            "operation_mode": command.mode.value,
             "power_reason": command.reason.value,
             "profiles": len(self.smart_charging.profiles),
         }
+
+    def _refresh_power(self) -> None:
+        """Re-evaluate the power commands; a request made while one runs (the vehicle
+        reporting that energy flows, say) is coalesced into one more pass after it."""
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        try:
+            self._refresh_again = True
+            while self._refresh_again:
+                self._refresh_again = False
+                self.smart_charging.refresh()
+        finally:
+            self._refreshing = False
 
     def _connector_occupied(self, evse_id: int, connector_id: int, occupied: bool) -> None:
         """G01: Occupied while a cable is plugged, Available again after."""
@@ -350,6 +422,7 @@ class Station:
         finally:
             stopper.cancel()
             self.smart_charging.cancel_timer()
+            self.sim_vehicles.close()
             self._group = None
             if self.control is not None:
                 await self.control.stop()

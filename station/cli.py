@@ -25,6 +25,7 @@ import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from station import __version__
 from station.config import Config, load_config
@@ -193,7 +194,7 @@ _DEMO_TOUR: list[tuple[str, str, dict[str, object]]] = [
 ]
 
 
-def _demo_config(directory: Path, csms_url: str) -> Config:
+def _demo_config(directory: Path, csms_url: str, subprotocol: str) -> Config:
     from station.config import parse_config
 
     text = textwrap.dedent(
@@ -202,6 +203,7 @@ def _demo_config(directory: Path, csms_url: str) -> Config:
         id = "DEMO-001"
         [csms]
         url = "{csms_url}"
+        subprotocols = ["{subprotocol}"]
         heartbeat_interval_s = 30
         retry_backoff_wait_minimum_s = 1
         retry_backoff_random_range_s = 1
@@ -234,15 +236,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     async def main(directory: Path) -> int:
         stop = asyncio.Event()
         _install_stop_handlers(stop)
-        async with Csms(heartbeat_interval_s=30, on_frame=show) as csms:
-            config = _demo_config(directory, csms.url)
+        subprotocol = f"ocpp{args.ocpp}"
+        async with Csms(
+            heartbeat_interval_s=30, on_frame=show, subprotocols=(subprotocol,)
+        ) as csms:
+            config = _demo_config(directory, csms.url, subprotocol)
             print(
                 f"station demo: CSMS on {csms.url}, station {config.station.id}, "
                 f"state in {directory}",
                 flush=True,
             )
             station = asyncio.ensure_future(run_station(config, stop))
-            tour = asyncio.ensure_future(_demo_tour(csms, config.station.id))
+            tour = asyncio.ensure_future(_demo_tour(csms, config, args.ocpp))
             if args.duration is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), args.duration)
@@ -271,10 +276,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return asyncio.run(main(Path(tmp)))
 
 
-async def _demo_tour(csms: object, station_id: str) -> None:
+async def _demo_tour(csms: object, config: Config, ocpp: str) -> None:
     from station.sim.csms import Csms
 
     assert isinstance(csms, Csms)
+    station_id = config.station.id
     await csms.wait_connected(station_id)
     await csms.wait_action("StatusNotification", station_id, include_past=True)
     await asyncio.sleep(0.5)
@@ -282,8 +288,99 @@ async def _demo_tour(csms: object, station_id: str) -> None:
         print(f"\n-- operator: {title} ({action})", flush=True)
         with contextlib.suppress(TimeoutError, KeyError):
             await csms.call(station_id, action, payload)
-        await asyncio.sleep(0.7)
+        await asyncio.sleep(0.4)
+    await _demo_v2g(csms, config, ocpp)
     print("\n-- tour done; the station keeps its heartbeat (Ctrl-C to stop)", flush=True)
+
+
+def _demo_profile(ocpp: str, charge_s: int) -> dict[str, object]:
+    """A TxDefaultProfile for EVSE 1: charge 11 kW, then discharge 5 kW.
+
+    Over 2.1 the discharge period is a CentralSetpoint with dischargeLimit and setpoint; over 2.0.1
+    it is the de-facto negative limit (DESIGN.md: both must work).
+    """
+    from datetime import UTC, datetime
+
+    from station.clock import format_ocpp_time
+
+    discharge: dict[str, object] = {"startPeriod": charge_s, "limit": -5000.0}
+    if ocpp == "2.1":
+        discharge = {
+            "startPeriod": charge_s,
+            "limit": 0.0,
+            "dischargeLimit": -5000.0,
+            "setpoint": -5000.0,
+            "operationMode": "CentralSetpoint",
+        }
+    return {
+        "evseId": 1,
+        "chargingProfile": {
+            "id": 100,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": [
+                {
+                    "id": 1,
+                    "startSchedule": format_ocpp_time(datetime.now(UTC)),
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 11000.0}, discharge],
+                }
+            ],
+        },
+    }
+
+
+async def _demo_v2g(csms: object, config: Config, ocpp: str) -> None:
+    """Both directions: a V2X car charges, then gives energy back, driven like a user would."""
+    from station.sim.control import endpoint_for, request
+    from station.sim.csms import Csms
+
+    assert isinstance(csms, Csms)
+    station_id = config.station.id
+    endpoint = endpoint_for(config).endpoint_file
+
+    async def sim(text: str, payload: dict[str, object]) -> None:
+        print(f"\n-- {text}", flush=True)
+        response = await request(endpoint, payload)
+        if not response.get("ok"):
+            print(f"   sim: {response.get('error')}", flush=True)
+
+    await sim(
+        "the vehicle: a V2X car plugs into EVSE 1 at 60 % (station sim plug 1 --soc 60 --v2x)",
+        {"cmd": "plug", "evse": 1, "soc_pct": 60, "v2x": True},
+    )
+    await asyncio.sleep(0.5)
+    await sim(
+        "a card at EVSE 1's reader (station sim token 1 DEMO-CARD)",
+        {"cmd": "token", "evse": 1, "id": "DEMO-CARD"},
+    )
+    await csms.wait_for(
+        lambda f: f.action == "TransactionEvent" and f.payload.get("eventType") == "Started",
+        include_past=True,
+    )
+    await asyncio.sleep(0.5)
+    charge_s = 5
+    kind = "CentralSetpoint -5 kW" if ocpp == "2.1" else "a negative limit of -5 kW"
+    print(
+        f"\n-- operator: a profile for EVSE 1: charge 11 kW for {charge_s} s, then discharge "
+        f"with {kind} (SetChargingProfile over OCPP {ocpp})",
+        flush=True,
+    )
+    await csms.call(station_id, "SetChargingProfile", _demo_profile(ocpp, charge_s))
+    for _ in range(7):
+        await asyncio.sleep(1.5)
+        status = await request(endpoint, {"cmd": "status"})
+        evse = status["evses"][0]
+        print(
+            f"   EVSE 1: command {evse.get('power_command_w', 0):+.0f} W, measured "
+            f"{evse.get('measured_power_w', 0):+.0f} W ({evse.get('operation_mode')}), "
+            f"SoC {evse.get('soc_pct', 0):.3f} %, imported {evse.get('energy_import_wh', 0):.1f} "
+            f"Wh, exported {evse.get('energy_export_wh', 0):.1f} Wh",
+            flush=True,
+        )
+    await sim("the driver unplugs (station sim unplug 1)", {"cmd": "unplug", "evse": 1})
+    await asyncio.sleep(0.5)
 
 
 # ----------------------------------------------------------------------------------- sim
@@ -298,7 +395,13 @@ def _sim_request(args: argparse.Namespace) -> dict[str, object]:
         if not isinstance(payload, dict):
             raise StationError("sim send: the request must be a JSON object")
         return payload
-    return {"cmd": args.sim_command}
+    name = args.sim_command.replace("-", "_")  # ev-stop on the command line, ev_stop on the wire
+    payload = {"cmd": name}
+    for key in ("evse", "id", "type", "soc_pct", "capacity_kwh", "v2x", "max_discharge_w"):
+        value = getattr(args, key, None)
+        if value is not None:
+            payload[key] = value
+    return payload
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -355,6 +458,47 @@ def _cmd_certs(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- main
 
 
+def _add_vehicle_commands(sim_commands: Any) -> None:
+    """``station sim plug|unplug|token|ev-stop``: the JSON commands plug, unplug, token, ev_stop.
+
+    Values are checked by the station (a bad one gets ``ok: false`` and changes nothing).
+    """
+    parsers = {}
+    for name, text in (
+        ("plug", "plug a simulated EV in"),
+        ("unplug", "unplug the simulated EV"),
+        ("token", "present a token at the EVSE's reader"),
+        ("ev-stop", "the EV stops taking or giving energy"),
+    ):
+        sub = sim_commands.add_parser(name, help=text)
+        sub.add_argument("evse", type=int, metavar="EVSE", help="the EVSE id")
+        sub.add_argument("--config", required=True, help="the station's TOML configuration file")
+        sub.set_defaults(func=_cmd_sim)
+        parsers[name] = sub
+    plug = parsers["plug"]
+    plug.add_argument("--soc", dest="soc_pct", type=float, metavar="PCT", help="SoC (default 50)")
+    plug.add_argument(
+        "--capacity-kwh", type=float, metavar="KWH", help="battery capacity (default 60)"
+    )
+    plug.add_argument(
+        "--v2x",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the EV allows discharge (default: no)",
+    )
+    plug.add_argument(
+        "--max-discharge-w",
+        type=float,
+        metavar="W",
+        help="the most the EV gives (default: the EVSE's discharge rating)",
+    )
+    token = parsers["token"]
+    token.add_argument("id", metavar="ID", help="the idToken, e.g. 04A1B2C3")
+    token.add_argument(
+        "--type", help="IdTokenEnumType: ISO14443 (default), ISO15693, KeyCode, Local, ..."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="station",
@@ -378,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop by itself after SECONDS and print a summary",
     )
     demo.add_argument("--dir", help="keep the demo's database and logs here (default: temporary)")
+    demo.add_argument(
+        "--ocpp",
+        choices=["2.1", "2.0.1"],
+        default="2.1",
+        help="the OCPP version the demo CSMS accepts (default 2.1)",
+    )
     demo.add_argument("--log-level", help="station log level (default WARNING)")
     demo.set_defaults(func=_cmd_demo)
 
@@ -417,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = sim_commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, help="the station's TOML configuration file")
         sub.set_defaults(func=_cmd_sim)
+    _add_vehicle_commands(sim_commands)
     send = sim_commands.add_parser("send", help="send one raw JSON request line")
     send.add_argument("json", help='a request object, e.g. \'{"cmd": "status"}\'')
     send.add_argument("--config", required=True, help="the station's TOML configuration file")

@@ -690,7 +690,7 @@ async def test_station_availability(start: Start) -> None:
 
 async def test_trigger_message(start: Start) -> None:
     """F06: Heartbeat and StatusNotification (of one connector) are Accepted and sent;
-    F06.FR.17: BootNotification once accepted → Rejected; MeterValues → NotImplemented; a
+    F06.FR.17: BootNotification once accepted → Rejected; SignV2GCertificate → NotImplemented; a
     StatusNotification of an EVSE that does not exist → Rejected.
     """
     csms = (await start()).csms
@@ -707,7 +707,8 @@ async def test_trigger_message(start: Start) -> None:
         return request(csms, "TriggerMessage", payload)
 
     assert (await trigger({"requestedMessage": "BootNotification"}))["status"] == "Rejected"
-    assert (await trigger({"requestedMessage": "MeterValues"}))["status"] == "NotImplemented"
+    sign_v2g = {"requestedMessage": "SignV2GCertificate"}
+    assert (await trigger(sign_v2g))["status"] == "NotImplemented"
     unknown = {"requestedMessage": "StatusNotification", "evse": {"id": 9}}
     assert (await trigger(unknown))["status"] == "Rejected"
     since = len(csms.frames)

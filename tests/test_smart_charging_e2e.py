@@ -2,11 +2,10 @@
 
 The CSMS (:class:`station.sim.csms.Csms`, built on the ``ocpp`` library) sends raw camelCase
 payloads over a WebSocket on 127.0.0.1; the station runs in this event loop with its real
-smart-charging service and energy manager. The test reads the station's in-process ports: the
-simulated power port (the last :class:`PowerCommand` per EVSE), and plugs in a vehicle that
-allows discharge (the simulated vehicle-limits port) and a running transaction (a settable
-transaction view, until the transactions service provides one). Requirement ids: OCPP 2.0.1 /
-2.1 Part 2, block K (smart charging) and Q (V2X).
+smart-charging service and energy manager. The test plugs a simulated vehicle that allows
+discharge in and presents a token (a real transaction), and reads the last :class:`PowerCommand`
+per EVSE that the simulated vehicles received. Requirement ids: OCPP 2.0.1 / 2.1 Part 2, block K
+(smart charging) and Q (V2X).
 """
 
 from __future__ import annotations
@@ -23,10 +22,8 @@ import pytest
 
 from station.app import Station
 from station.clock import format_ocpp_time
-from station.power import Reason, VehicleLimits
+from station.power import Reason
 from station.sim.csms import Csms
-from station.smartcharging import TransactionInfo
-from station.smartcharging.service import StaticTransactions
 from tests.conftest import STATION_ID, station_config
 from tests.test_link import booted, calls
 
@@ -119,19 +116,17 @@ async def set_profile(bench: Bench, evse_id: int, charging_profile: dict[str, An
     assert reply == {"status": "Accepted"}
 
 
-def with_transaction(bench: Bench, evse_id: int = 1) -> None:
-    """A running transaction and a bidirectional vehicle on the EVSE (in-process ports)."""
-    service = bench.station.smart_charging
-    service.transactions = StaticTransactions({evse_id: TransactionInfo("tx-1", now())})
-    bench.station.vehicle_limits.set(
-        evse_id,
-        VehicleLimits(
-            connected=True,
-            max_charge_power_w=20000.0,
-            max_discharge_power_w=8000.0,
-            discharge_allowed=True,
-        ),
-    )
+async def with_transaction(bench: Bench, evse_id: int = 1, *, v2x: bool = True) -> str:
+    """Plug a vehicle in (bidirectional by default), present a token: the transaction's id once
+    energy may flow."""
+    vehicle = bench.station.sim_vehicles[evse_id]
+    vehicle.plug(v2x=v2x, max_discharge_w=8000.0)
+    vehicle.present("04A1B2C3")
+    view = bench.station.smart_charging.transactions
+    async with asyncio.timeout(5):
+        while not view.energy_allowed(evse_id):
+            await asyncio.sleep(0.01)
+    return view.active_transactions()[evse_id].transaction_id
 
 
 def limits(schedule: dict[str, Any]) -> list[tuple[int, float]]:
@@ -180,7 +175,7 @@ async def test_composite_schedule_is_the_minimum(bench: Bench) -> None:
 
 
 async def test_discharge_profile_commands_negative_power(bench: Bench) -> None:
-    with_transaction(bench)
+    await with_transaction(bench)
     # No profile: ChargingOnly up to the ratings; never below zero.
     assert bench.power_w(1) == 20000.0
     assert bench.power_w(2) == 0.0  # no vehicle, no transaction
@@ -215,16 +210,11 @@ async def test_discharge_profile_commands_negative_power(bench: Bench) -> None:
         assert composite == {"startPeriod": 0, "limit": -4000}
 
     # A vehicle that does not allow discharge gets 0 W, not a discharge.
-    bench.station.vehicle_limits.set(
-        1,
-        VehicleLimits(
-            connected=True,
-            max_charge_power_w=20000.0,
-            max_discharge_power_w=0.0,
-            discharge_allowed=False,
-        ),
-    )
+    bench.station.sim_vehicles[1].unplug()
     assert bench.power_w(1) == 0.0
+    await with_transaction(bench, v2x=False)
+    assert bench.power_w(1) == 0.0
+    assert bench.station.sim_vehicles[1].meter.power_w == 0.0
 
     reply = await bench.request("ClearChargingProfile", {"chargingProfileId": 5})
     assert reply == {"status": "Accepted"}
@@ -236,7 +226,7 @@ async def test_discharge_profile_commands_negative_power(bench: Bench) -> None:
 
 
 async def test_period_boundary_changes_the_command_without_polling(bench: Bench) -> None:
-    with_transaction(bench)
+    await with_transaction(bench)
     periods = [{"startPeriod": 0, "limit": 5000}, {"startPeriod": 1, "limit": 7000}]
     await set_profile(
         bench, 1, profile(6, "TxDefaultProfile", periods, kind="Absolute", start=now())
@@ -326,7 +316,7 @@ async def test_invalid_profile_is_rejected_and_not_installed(
 
 @pytest.mark.parametrize("bench", ["ocpp2.1"], indirect=True)
 async def test_per_phase_fields_cross_the_wire_v21(bench: Bench) -> None:
-    with_transaction(bench)
+    transaction_id = await with_transaction(bench)
     period = {
         "startPeriod": 0,
         "limit": 20,
@@ -340,7 +330,7 @@ async def test_per_phase_fields_cross_the_wire_v21(bench: Bench) -> None:
         "setpoint_L3": -3,
         "operationMode": "CentralSetpoint",
     }
-    tx_profile = profile(11, "TxProfile", [period], unit="A", transactionId="tx-1")
+    tx_profile = profile(11, "TxProfile", [period], unit="A", transactionId=transaction_id)
     await set_profile(bench, 1, tx_profile)
     installed = bench.station.smart_charging.profiles.get(11)
     assert installed is not None

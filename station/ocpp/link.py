@@ -596,6 +596,16 @@ class StationSession(TransactionHandlers, SmartChargingHandlers, CsmsSession):
             if not self._trigger_targets(evse):
                 return self.results.TriggerMessage(status="Rejected")
             return self.results.TriggerMessage(status="Accepted")
+        service = link.transactions
+        evse_id = evse["id"] if evse else None
+        if requested_message == "MeterValues" and service is not None:
+            # F06: per EVSE, or every EVSE without one; an unknown EVSE is Rejected.
+            accepted = bool(service.meter_value_evses(evse_id))
+            return self.results.TriggerMessage(status="Accepted" if accepted else "Rejected")
+        if requested_message == "TransactionEvent" and service is not None:
+            # F06: only where a transaction runs (every EVSE with one, without an EVSE).
+            accepted = bool(service.transaction_evses(evse_id))
+            return self.results.TriggerMessage(status="Accepted" if accepted else "Rejected")
         return self.results.TriggerMessage(status="NotImplemented")
 
     def _trigger_targets(self, evse: dict[str, Any] | None) -> list[tuple[int, int]]:
@@ -621,6 +631,12 @@ class StationSession(TransactionHandlers, SmartChargingHandlers, CsmsSession):
             await self._send_quietly(self.calls.FirmwareStatusNotification(status="Idle"))
         elif requested_message == "LogStatusNotification":
             await self._send_quietly(self.calls.LogStatusNotification(status="Idle"))
+        elif requested_message == "MeterValues" and link.transactions is not None:
+            evse_ids = link.transactions.meter_value_evses(evse["id"] if evse else None)
+            await link.transactions.send_meter_values(evse_ids)
+        elif requested_message == "TransactionEvent" and link.transactions is not None:
+            evse_ids = link.transactions.transaction_evses(evse["id"] if evse else None)
+            link.transactions.trigger_transaction_event(evse_ids)
 
     async def _send_quietly(self, payload: object) -> None:
         try:

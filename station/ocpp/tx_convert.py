@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from station.clock import format_ocpp_time, parse_ocpp_time
@@ -38,6 +39,7 @@ __all__ = [
     "id_token_from_wire",
     "id_token_info_from_snake",
     "id_token_wire",
+    "meter_values_payload",
     "service_settings",
     "transaction_event_payload",
 ]
@@ -114,6 +116,11 @@ def transaction_event_payload(message: TransactionEventOut) -> dict[str, Any]:
     return payload
 
 
+def meter_values_payload(evse_id: int, values: Sequence[MeterValue]) -> dict[str, Any]:
+    """A MeterValuesRequest payload (camelCase); ``evse_id`` 0 is the main meter."""
+    return {"evseId": evse_id, "meterValue": [_meter_value(v) for v in values]}
+
+
 def id_token_info_from_snake(data: dict[str, Any]) -> IdTokenInfo:
     """IdTokenInfoType as the session returns it (snake_case keys).
 
@@ -168,6 +175,13 @@ class OcppTransactionPort:
         response = await self._link.call(request)
         info = getattr(response, "id_token_info", None)
         return id_token_info_from_snake(info) if info else None
+
+    async def send_meter_values(self, evse_id: int, values: Sequence[MeterValue]) -> None:
+        session = self._link.session
+        if session is None:
+            raise ConnectionLostError("MeterValues: CSMS link not available")
+        payload = meter_values_payload(evse_id, values)
+        await self._link.call(session.calls.MeterValues(**keys.to_snake(payload, session.version)))
 
     async def authorize(self, token: IdToken) -> IdTokenInfo:
         session = self._link.session
@@ -230,6 +244,7 @@ def service_settings(dm: DeviceModel) -> ServiceSettings:
             "OCPPCommCtrlr", "MessageAttemptInterval", 30, instance="TransactionEvent"
         ),
         tx_updated_interval_s=number("SampledDataCtrlr", "TxUpdatedInterval", 60),
+        aligned_interval_s=number("AlignedDataCtrlr", "Interval", 900),
         authorize_remote_start=flag("AuthCtrlr", "AuthorizeRemoteStart", False),
         stop_tx_on_invalid_id=flag("TxCtrlr", "StopTxOnInvalidId", True),
         auth=type(auth)(

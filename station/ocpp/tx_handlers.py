@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ocpp.exceptions import PropertyConstraintViolationError
+from ocpp.exceptions import FormatViolationError, PropertyConstraintViolationError
 
+from station.ocpp.convert import ConvertError, profile_from_ocpp
 from station.ocpp.session import after, on
 from station.ocpp.tx_convert import id_token_from_wire
+from station.smartcharging import OcppVersion
+from station.smartcharging.service import SmartChargingService
 
 if TYPE_CHECKING:
     from station.ocpp.link import OcppLink
@@ -30,6 +33,7 @@ class TransactionHandlers:
 
     link: OcppLink
     results: Any
+    version: str
     #: RequestStartTransaction → the EVSE chosen in ``@on``, for its ``@after`` hook.
     _remote_start_evse: int | None = None
 
@@ -45,6 +49,7 @@ class TransactionHandlers:
         id_token: dict[str, Any],
         remote_start_id: int,
         evse_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
         **_: Any,
     ) -> Any:
         self._remote_start_evse = None
@@ -63,8 +68,36 @@ class TransactionHandlers:
             # F01.FR.?: an EVSE that is busy, unknown or inoperative rejects the request.
             log.info("RequestStartTransaction %d rejected (evse %s)", remote_start_id, evse_id)
             return self.results.RequestStartTransaction(status="Rejected")
+        if charging_profile is not None:
+            rejected = self._install_start_profile(chosen, charging_profile)
+            if rejected is not None:
+                log.info("RequestStartTransaction %d rejected: %s", remote_start_id, rejected)
+                return self.results.RequestStartTransaction(status="Rejected", status_info=rejected)
         self._remote_start_evse = chosen
         return self.results.RequestStartTransaction(status="Accepted")
+
+    def _install_start_profile(
+        self, evse_id: int, charging_profile: dict[str, Any]
+    ) -> dict[str, str] | None:
+        """F01/K05: the request's TxProfile, validated and installed on ``evse_id`` for the
+        transaction about to start (committed before the answer); the statusInfo to reject the
+        request with, or None."""
+        service = self.link.smart_charging
+        if not isinstance(service, SmartChargingService):
+            return {"reason_code": "UnsupportedRequest", "additional_info": "no smart charging"}
+        try:
+            profile = profile_from_ocpp(
+                charging_profile, evse_id=evse_id, received_at=service.clock.now()
+            )
+        except ConvertError as exc:
+            raise FormatViolationError(description=str(exc)) from None
+        rejection = service.set_start_profile(profile, OcppVersion(self.version))
+        if rejection is None:
+            return None
+        return {
+            "reason_code": str(rejection.reason_code),
+            "additional_info": rejection.additional_info,
+        }
 
     @after("RequestStartTransaction")
     def after_request_start_transaction(

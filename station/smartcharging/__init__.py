@@ -10,6 +10,7 @@ results to GetCompositeSchedule and to the energy manager, sleeping until
 pure core and not re-exported here: ``app.py`` and the OCPP handlers import it by module path.
 """
 
+from station.smartcharging.codec import profile_from_json, profile_to_json
 from station.smartcharging.composite import (
     CompositePeriod,
     CompositeSchedule,
@@ -85,6 +86,8 @@ __all__ = [
     "from_legacy_negative_limit",
     "limit_at",
     "next_change_after",
+    "profile_from_json",
+    "profile_to_json",
     "report_batches",
     "to_legacy_limit",
     "validate",

@@ -8,9 +8,12 @@ evaluated per EVSE **on every change** (profile installed or cleared, transactio
 **and at the next period boundary** (:func:`~station.smartcharging.next_change_after`, one timer,
 no polling loop). The commands go out through a :class:`PowerPort`.
 
-It must not import ``ocpp`` (``station/ocpp/convert.py`` translates) nor persist anything yet:
-profiles are held **in memory only** in this increment and are lost on restart (issue 4 asks for
-SQLite persistence; that comes with its own migration in a later increment).
+It must not import ``ocpp`` (``station/ocpp/convert.py`` translates) nor talk SQL: profiles are
+written through a :class:`ProfileStore` (``station.store.ProfileRepository`` in the station) and
+committed **before** the CSMS is answered, and loaded again at start (K01: profiles survive a
+restart). TxProfiles live as long as their transaction
+(:meth:`SmartChargingService.transaction_ended`); since no transaction survives a restart (issue 3
+ends them with PowerLoss), none is loaded.
 
 Ports (each a ``Protocol`` with an in-process implementation, STYLE.md A2.8):
 
@@ -33,12 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from station.clock import Clock
+from station.errors import StoreError
 from station.power import (
     EvseRating,
     ExternalInputs,
@@ -59,6 +63,7 @@ from station.smartcharging.composite import (
 )
 from station.smartcharging.model import (
     ChargingProfile,
+    ChargingProfilePurpose,
     OcppVersion,
     RateUnit,
     TransactionInfo,
@@ -68,14 +73,21 @@ from station.smartcharging.store import (
     ProfileCriteria,
     ProfileSet,
 )
-from station.smartcharging.validation import Rejection, SmartChargingLimits, validate
+from station.smartcharging.validation import (
+    ReasonCode,
+    Rejection,
+    SmartChargingLimits,
+    validate,
+)
 
 __all__ = [
     "EvseElectrical",
     "GridView",
+    "MemoryProfileStore",
     "NoTransactions",
     "NominalGrid",
     "PowerPort",
+    "ProfileStore",
     "SimulatedPowerPort",
     "SimulatedVehicles",
     "SmartChargingService",
@@ -104,12 +116,19 @@ class TransactionView(Protocol):
         """The transaction per EVSE id that has one now."""
         ...
 
+    def energy_allowed(self, evse_id: int) -> bool:
+        """Whether the EVSE may transfer energy now (authorized, power path closed)."""
+        ...
+
 
 class NoTransactions:
     """The default :class:`TransactionView` until the transactions service plugs in: none."""
 
     def active_transactions(self) -> Mapping[int, TransactionInfo]:
         return {}
+
+    def energy_allowed(self, evse_id: int) -> bool:
+        return False
 
 
 class StaticTransactions:
@@ -120,6 +139,9 @@ class StaticTransactions:
 
     def active_transactions(self) -> Mapping[int, TransactionInfo]:
         return dict(self.transactions)
+
+    def energy_allowed(self, evse_id: int) -> bool:
+        return evse_id in self.transactions
 
 
 class VehicleView(Protocol):
@@ -191,6 +213,39 @@ class SimulatedPowerPort:
         self.last[command.evse_id] = command
 
 
+class ProfileStore(Protocol):
+    """Where installed profiles are kept across restarts; each call is committed on return."""
+
+    def save(self, profiles: Iterable[ChargingProfile]) -> None:
+        """Install or replace (by id) these profiles."""
+        ...
+
+    def delete(self, profile_ids: Iterable[int]) -> None:
+        """Remove these profiles."""
+        ...
+
+    def load_all(self) -> list[ChargingProfile]:
+        """Every stored profile."""
+        ...
+
+
+class MemoryProfileStore:
+    """In-process :class:`ProfileStore` (tests; a service without a database)."""
+
+    def __init__(self, profiles: Iterable[ChargingProfile] = ()) -> None:
+        self.profiles: dict[int, ChargingProfile] = {p.id: p for p in profiles}
+
+    def save(self, profiles: Iterable[ChargingProfile]) -> None:
+        self.profiles.update((p.id, p) for p in profiles)
+
+    def delete(self, profile_ids: Iterable[int]) -> None:
+        for profile_id in profile_ids:
+            self.profiles.pop(profile_id, None)
+
+    def load_all(self) -> list[ChargingProfile]:
+        return [self.profiles[i] for i in sorted(self.profiles)]
+
+
 # --- the service ---------------------------------------------------------------------------------
 
 
@@ -218,6 +273,10 @@ class SmartChargingService:
         operative: whether an EVSE is Operative (G03/G04).
         on_count: told the number of installed profiles after every change (for
             SmartChargingCtrlr.Entries).
+        store: where profiles are persisted; they are loaded from it here.
+
+    Raises:
+        StoreError: the stored profiles could not be read.
     """
 
     def __init__(
@@ -232,6 +291,7 @@ class SmartChargingService:
         power: PowerPort | None = None,
         operative: Callable[[int], bool] = lambda evse_id: True,
         on_count: Callable[[int], None] = lambda count: None,
+        store: ProfileStore | None = None,
     ) -> None:
         self.evses = {e.evse_id: e for e in evses}
         self.clock = clock
@@ -242,8 +302,10 @@ class SmartChargingService:
         self.power: PowerPort = power or SimulatedPowerPort()
         self.operative = operative
         self.on_count = on_count
+        self.store: ProfileStore = store or MemoryProfileStore()
         self.profiles = ProfileSet()
         self._timer: asyncio.TimerHandle | None = None
+        self._load()
         self.grid_electrical = ElectricalParams(GRID_NOMINAL_VOLTAGE_V, phases=3)
         subscribe = getattr(self.vehicles, "subscribe", None)
         if subscribe is not None:
@@ -256,6 +318,9 @@ class SmartChargingService:
 
         Returns:
             None when installed, else the rejection to send (nothing is installed).
+
+        Raises:
+            StoreError: the profile could not be persisted (nothing is installed).
         """
         now = self.clock.now()
         running = {e: tx.transaction_id for e, tx in self._transactions().items()}
@@ -276,6 +341,7 @@ class SmartChargingService:
                 rejection.additional_info,
             )
             return rejection
+        self.store.save([profile])  # committed before the CSMS hears Accepted
         self._replace(self.profiles.install(profile))
         log.info(
             "charging profile %d (%s, stack %d) installed on EVSE %d",
@@ -286,13 +352,121 @@ class SmartChargingService:
         )
         return None
 
+    def set_start_profile(self, profile: ChargingProfile, version: OcppVersion) -> Rejection | None:
+        """RequestStartTransaction ``chargingProfile`` (F01/K05): validate and install it.
+
+        The profile (a TxProfile on the EVSE chosen for the remote start) has no transaction
+        yet; :meth:`transaction_started` binds it to the one that starts on its EVSE, and
+        :meth:`transaction_ended` removes it.
+
+        Returns:
+            None when installed, else the rejection (RequestStartTransaction is Rejected).
+
+        Raises:
+            StoreError: the profile could not be persisted (nothing is installed).
+        """
+        rejection = validate(
+            profile,
+            evse_ids=tuple(self.evses),
+            active_transactions={},
+            installed=self.profiles,
+            limits=self.limits_for(version),
+            now=self.clock.now(),
+            from_request_start_transaction=True,
+        )
+        if rejection is None and profile.transaction_id is not None:
+            # The transaction does not exist yet: no transactionId can name it.
+            rejection = Rejection(
+                ReasonCode.INVALID_PROFILE,
+                "a RequestStartTransaction profile cannot have a transactionId (K05)",
+            )
+        if rejection is not None:
+            log.info(
+                "charging profile %d of RequestStartTransaction on EVSE %d rejected: %s %s",
+                profile.id,
+                profile.evse_id,
+                rejection.reason_code,
+                rejection.additional_info,
+            )
+            return rejection
+        self.store.save([profile])
+        self._replace(self.profiles.install(profile))
+        log.info(
+            "charging profile %d (TxProfile of a remote start) installed on EVSE %d",
+            profile.id,
+            profile.evse_id,
+        )
+        return None
+
     def clear(self, *, profile_id: int | None, criteria: ClearCriteria | None) -> tuple[int, ...]:
-        """ClearChargingProfile (K10): the ids removed (none = Unknown)."""
+        """ClearChargingProfile (K10): the ids removed (none = Unknown).
+
+        Raises:
+            StoreError: the removal could not be persisted (nothing is removed).
+        """
         profiles, gone = self.profiles.clear(profile_id=profile_id, criteria=criteria)
         if gone:
+            self.store.delete(gone)
             log.info("charging profiles %s cleared", list(gone))
             self._replace(profiles)
         return gone
+
+    # ------------------------------------------------------- transactions (K01, K05, F01)
+
+    def transaction_started(self, evse_id: int, transaction_id: str) -> None:
+        """A transaction started on ``evse_id``: a TxProfile that came with its
+        RequestStartTransaction now belongs to it (K05)."""
+        profiles = self.profiles.bind_transaction(evse_id, transaction_id)
+        if profiles is self.profiles:
+            return
+        bound = [p for p in profiles if p != self.profiles.get(p.id)]
+        log.info(
+            "charging profiles %s bound to transaction %s on EVSE %d",
+            [p.id for p in bound],
+            transaction_id,
+            evse_id,
+        )
+        try:
+            self.store.save(bound)
+        except StoreError:
+            # Memory still binds them; after a restart no TxProfile is loaded anyway.
+            log.exception("EVSE %d: could not persist the binding of %s", evse_id, transaction_id)
+        self._replace(profiles)
+
+    def transaction_ended(self, evse_id: int, transaction_id: str) -> None:
+        """A transaction ended: its TxProfiles go with it (a TxProfile lives as long as its
+        transaction, K01), also the unbound ones of a remote start on the same EVSE."""
+        profiles, gone = self.profiles.remove_transaction(transaction_id, evse_id)
+        if not gone:
+            return
+        log.info(
+            "EVSE %d: transaction %s ended; TxProfiles %s removed",
+            evse_id,
+            transaction_id,
+            list(gone),
+        )
+        self._forget(gone)
+        self._replace(profiles)
+
+    def _forget(self, gone: Iterable[int]) -> None:
+        """Delete profiles the station dropped on its own; a store failure is only logged
+        (they are dropped again after a restart: expired, or TxProfiles)."""
+        try:
+            self.store.delete(gone)
+        except StoreError:
+            log.exception("could not delete charging profiles %s from the store", list(gone))
+
+    def _load(self) -> None:
+        """Install the stored profiles; drop stored TxProfiles: their transactions are over."""
+        stored = self.store.load_all()
+        stale = [p.id for p in stored if p.purpose == ChargingProfilePurpose.TX_PROFILE]
+        if stale:
+            log.info("TxProfiles %s dropped at start: their transactions ended", stale)
+            self._forget(stale)
+        self.profiles = ProfileSet(p for p in stored if p.id not in stale)
+        if stored:
+            log.info("%d charging profile(s) loaded", len(self.profiles))
+        self.on_count(len(self.profiles))
 
     def query(self, criteria: ProfileCriteria) -> tuple[ChargingProfile, ...]:
         """GetChargingProfiles (K09): the matching profiles."""
@@ -352,6 +526,7 @@ class SmartChargingService:
         now = self.clock.now()
         profiles, expired = self.profiles.remove_expired(now)
         if expired:
+            self._forget(expired)
             self.profiles = profiles
             self.on_count(len(profiles))
         transactions = self._transactions()
@@ -366,7 +541,7 @@ class SmartChargingService:
                     grid=grid,
                     external=ExternalInputs(),
                     operative=self.operative(evse_id),
-                    energy_allowed=evse_id in transactions,
+                    energy_allowed=self.transactions.energy_allowed(evse_id),
                     operator_limit_w=None,
                 )
             )

@@ -15,6 +15,7 @@ from station.store.db import (
     open_database,
     upgrade,
 )
+from station.store.profiles import ProfileRepository
 from station.store.repositories import (
     ATTRIBUTE_TYPES,
     AvailabilityRepository,
@@ -31,6 +32,7 @@ __all__ = [
     "Database",
     "OutboundQueue",
     "PendingMessage",
+    "ProfileRepository",
     "QueuedMessage",
     "TransactionRepository",
     "VariableKey",

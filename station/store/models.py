@@ -32,7 +32,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Availability", "Base", "DeviceVariable", "OpenTransactionRow", "OutboundMessage"]
+__all__ = [
+    "Availability",
+    "Base",
+    "ChargingProfileRow",
+    "DeviceVariable",
+    "OpenTransactionRow",
+    "OutboundMessage",
+]
 
 # Named constraints, so that Alembic batch mode (which recreates SQLite tables) can find and
 # alter them later (alembic.sqlalchemy.org/en/latest/batch.html, "Dealing with Constraints").
@@ -137,3 +144,24 @@ class OpenTransactionRow(Base):
     next_seq_no: Mapped[int] = mapped_column(Integer)
     last_reading: Mapped[str | None] = mapped_column(Text)
     ended_measurands: Mapped[str] = mapped_column(Text, server_default=text("''"))
+
+
+class ChargingProfileRow(Base):
+    """One installed charging profile (K01: profiles persist and survive a restart; issue 4).
+
+    ``id`` is the profile id (unique within the station, K01.FR.05; external constraints may use
+    negative ids). ``profile`` is the whole profile as JSON text in the smart-charging core's
+    own encoding (:func:`station.smartcharging.profile_to_json`); the other columns repeat what
+    queries and humans select by. ``transaction_id`` is set for a TxProfile bound to its
+    transaction, so that the transaction's end can remove it.
+    """
+
+    __tablename__ = "charging_profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    evse_id: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(40))
+    stack_level: Mapped[int] = mapped_column(Integer)
+    transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    profile: Mapped[str] = mapped_column(Text)  # JSON text
+    received_at: Mapped[datetime] = mapped_column(DateTime())

@@ -154,6 +154,7 @@ __all__ = [
     "State",
     "TransactionMachine",
     "abort",
+    "next_aligned",
     "recover",
 ]
 
@@ -401,9 +402,13 @@ def _require_aware(now: datetime) -> None:
         raise LocalTransactionError("now must be a timezone-aware UTC datetime")
 
 
-def _next_aligned(after: datetime, interval_s: float) -> datetime:
+def next_aligned(after: datetime, interval_s: float) -> datetime:
     """The first multiple of ``interval_s`` (counted from the epoch, so from UTC midnight when it
-    divides a day; J01 clock-aligned) strictly after ``after``."""
+    divides a day; J01 clock-aligned: 900 s gives :00, :15, :30, :45) strictly after ``after``.
+
+    Raises:
+        ZeroDivisionError: ``interval_s`` is 0 (no clock-aligned data: do not ask).
+    """
     seconds = after.timestamp()
     return datetime.fromtimestamp((math.floor(seconds / interval_s) + 1) * interval_s, tz=UTC)
 
@@ -750,7 +755,7 @@ class TransactionMachine:
         if self.config.tx_ended_interval_s > 0:
             tx.next_ended_sample_at = now + timedelta(seconds=self.config.tx_ended_interval_s)
         if self.config.aligned_tx_ended_interval_s > 0:
-            tx.next_aligned_ended_at = _next_aligned(now, self.config.aligned_tx_ended_interval_s)
+            tx.next_aligned_ended_at = next_aligned(now, self.config.aligned_tx_ended_interval_s)
         self._tx = tx
         values = self._reading_values(
             self.config.tx_started_measurands, ReadingContext.TRANSACTION_BEGIN
@@ -895,7 +900,7 @@ class TransactionMachine:
             )
             if value is not None:
                 tx.ended_samples.append(value)
-            tx.next_aligned_ended_at = _next_aligned(
+            tx.next_aligned_ended_at = next_aligned(
                 reading.timestamp, config.aligned_tx_ended_interval_s
             )
 

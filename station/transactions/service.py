@@ -29,7 +29,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -42,7 +42,7 @@ from station.errors import (
     RemoteOcppError,
     StoreError,
 )
-from station.store import OutboundQueue, PendingMessage, TransactionRepository
+from station.store import OutboundQueue, PendingMessage, QueuedMessage, TransactionRepository
 from station.transactions.auth import (
     AuthConfig,
     AuthorizationStatus,
@@ -62,18 +62,22 @@ from station.transactions.events import (
     Deauthorized,
     Event,
     LocalStop,
+    MessageTriggered,
     MeterSample,
     RemoteStop,
     Tick,
 )
-from station.transactions.machine import TransactionMachine, abort, recover
+from station.transactions.machine import TransactionMachine, abort, next_aligned, recover
+from station.transactions.meter import meter_value
 from station.transactions.model import (
     ClosePowerPath,
     IdToken,
     IdTokenType,
     MeterReading,
+    MeterValue,
     OpenPowerPath,
     Output,
+    ReadingContext,
     SampleKind,
     TransactionEventOut,
     TxConfig,
@@ -91,6 +95,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TRANSACTION_EVENT = "TransactionEvent"
+DELIVERY_READ_AHEAD = 64
+"""Queued messages the delivery task reads at once (one read per batch, not per message)."""
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
 
@@ -103,6 +109,7 @@ class ServiceSettings:
     message_attempts: int = 5  # OCPPCommCtrlr.MessageAttempts[TransactionEvent]
     message_attempt_interval_s: float = 30.0  # OCPPCommCtrlr.MessageAttemptInterval[...]
     tx_updated_interval_s: float = 60.0  # SampledDataCtrlr.TxUpdatedInterval; 0: none
+    aligned_interval_s: float = 900.0  # AlignedDataCtrlr.Interval; 0: no clock-aligned data
     authorize_remote_start: bool = False  # AuthCtrlr.AuthorizeRemoteStart
     stop_tx_on_invalid_id: bool = True  # TxCtrlr.StopTxOnInvalidId
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -131,9 +138,10 @@ class EvsePort(Protocol):
 class CsmsPort(Protocol):
     """What the service needs of the CSMS link (implemented in ``station.ocpp.tx_convert``).
 
-    ``send_transaction_event`` and ``authorize`` raise :class:`~station.errors.OcppError`:
-    ConnectionLostError when offline, CallRejectedError on a CALLERROR, CallTimeoutError,
-    RemoteOcppError for an invalid response, LocalOcppError for a payload we got wrong.
+    ``send_transaction_event``, ``send_meter_values`` and ``authorize`` raise
+    :class:`~station.errors.OcppError`: ConnectionLostError when offline, CallRejectedError on a
+    CALLERROR, CallTimeoutError, RemoteOcppError for an invalid response, LocalOcppError for a
+    payload we got wrong.
     """
 
     @property
@@ -144,6 +152,8 @@ class CsmsPort(Protocol):
     def encode(self, message: TransactionEventOut) -> dict[str, Any]: ...
 
     async def send_transaction_event(self, payload: dict[str, Any]) -> IdTokenInfo | None: ...
+
+    async def send_meter_values(self, evse_id: int, values: Sequence[MeterValue]) -> None: ...
 
     async def authorize(self, token: IdToken) -> IdTokenInfo: ...
 
@@ -162,6 +172,9 @@ class TransactionService:
         new_transaction_id: transaction ids (injected for tests, STYLE.md A2.5).
         on_occupied: ``(evse_id, connector_id, occupied)`` when a cable is plugged/unplugged.
         on_transaction_ended: ``evse_id`` when a transaction of that EVSE has ended.
+        on_settled: called after every batch of events has been processed, when the machines
+            are consistent again (the energy manager re-evaluates: transaction started or
+            ended, authorized, power path closed or opened).
     """
 
     def __init__(
@@ -178,6 +191,7 @@ class TransactionService:
         new_transaction_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         on_occupied: Callable[[int, int, bool], None] = lambda evse, connector, occupied: None,
         on_transaction_ended: Callable[[int], None] = lambda evse: None,
+        on_settled: Callable[[], None] = lambda: None,
     ) -> None:
         self.ports = dict(ports)
         self.csms = csms
@@ -189,6 +203,11 @@ class TransactionService:
         self._new_transaction_id = new_transaction_id
         self._on_occupied = on_occupied
         self._on_transaction_ended = on_transaction_ended
+        #: Subscribers told ``(evse_id, transaction_id)`` when a transaction has started / has
+        #: ended (smart charging binds and removes TxProfiles, K01/K05). Append to subscribe.
+        self.started_listeners: list[Callable[[int, str], None]] = []
+        self.ended_listeners: list[Callable[[int, str], None]] = []
+        self._on_settled = on_settled
         connectors = connector_ids or {}
         tx_config = settings().tx
         self.machines: dict[int, TransactionMachine] = {
@@ -202,6 +221,8 @@ class TransactionService:
         self._wake = asyncio.Event()
         self._timers_changed = asyncio.Event()
         self._next_sample: dict[int, float] = {}  # EVSE → monotonic time of its next sample
+        self._aligned_interval_s = 0.0  # the AlignedDataCtrlr.Interval _next_aligned_at is for
+        self._next_aligned_at: datetime | None = None  # the next clock-aligned boundary (J01)
         self._cache: dict[tuple[str, str], CacheEntry] = {}
         #: Messages acknowledged by the CSMS since start (for status displays and tests).
         self.delivered = 0
@@ -291,6 +312,7 @@ class TransactionService:
                 self._process(*self._inbox.popleft())
         finally:
             self._processing = False
+        self._on_settled()
 
     def present_token(self, evse_id: int, token: IdToken) -> None:
         """A token was presented at EVSE ``evse_id`` (reader or vehicle): authorize it, or stop
@@ -323,6 +345,83 @@ class TransactionService:
             return False
         self.submit(evse_id, RemoteStop(transaction_id))
         return True
+
+    # ------------------------------------------------------------ meter values (J01, F06)
+
+    def meter_value_evses(self, evse_id: int | None) -> list[int]:
+        """The EVSEs a TriggerMessage(MeterValues) addresses: every EVSE without ``evse_id``,
+        else that one if it exists (none: the trigger is Rejected)."""
+        if evse_id is None:
+            return sorted(self.ports)
+        return [evse_id] if evse_id in self.ports and evse_id in self.machines else []
+
+    def transaction_evses(self, evse_id: int | None) -> list[int]:
+        """The addressed EVSEs (:meth:`meter_value_evses`) that have a transaction: a
+        TriggerMessage(TransactionEvent) makes sense for those only."""
+        return [e for e in self.meter_value_evses(evse_id) if self.machines[e].transaction_id]
+
+    def trigger_transaction_event(self, evse_ids: Iterable[int]) -> None:
+        """F06: a TransactionEvent Updated with triggerReason Trigger (and the chargingState and
+        TxUpdatedMeasurands, context Trigger) for the transaction of each EVSE; queued and
+        delivered like every TransactionEvent. Call after the TriggerMessage response."""
+        for evse_id in evse_ids:
+            machine = self.machines.get(evse_id)
+            if machine is not None and machine.transaction_id is not None:
+                self.submit(evse_id, MessageTriggered())
+
+    async def send_meter_values(self, evse_ids: Iterable[int]) -> None:
+        """F06: MeterValues for each EVSE, read now, with AlignedDataCtrlr.Measurands and
+        context Trigger. Call after the TriggerMessage response."""
+        now = self.clock.now()
+        await self._send_meter_values(self._meter_values(evse_ids, now, ReadingContext.TRIGGER))
+
+    def _meter_values(
+        self, evse_ids: Iterable[int], at: datetime, context: ReadingContext
+    ) -> list[tuple[int, MeterValue]]:
+        measurands = self.settings().tx.aligned_measurands
+        values: list[tuple[int, MeterValue]] = []
+        for evse_id in evse_ids:
+            port = self.ports.get(evse_id)
+            if port is None:
+                continue
+            value = meter_value(port.read_meter(at), measurands, context)
+            if value is not None:  # no configured measurand available: nothing to send
+                values.append((evse_id, value))
+        return values
+
+    async def _send_meter_values(self, values: Sequence[tuple[int, MeterValue]]) -> None:
+        """MeterValues, one request per EVSE. Not queued: they are not transaction messages
+        (issue 3: "other message kinds never block the queue"); offline, or refused, they are
+        dropped with a log line."""
+        for evse_id, value in values:
+            try:
+                await self.csms.send_meter_values(evse_id, (value,))
+            except OcppError as exc:
+                log.info(
+                    "EVSE %d: MeterValues (%s) not delivered: %s",
+                    evse_id,
+                    value.sampled_values[0].context.value,
+                    exc,
+                )
+
+    def _clock_aligned(self, boundary: datetime) -> None:
+        """J01: at an AlignedDataCtrlr.Interval boundary, a Sample.Clock reading of every EVSE:
+        in a TransactionEvent (MeterValueClock) where a transaction runs, else in MeterValues."""
+        idle: list[int] = []
+        for evse_id, machine in list(self.machines.items()):
+            port = self.ports.get(evse_id)
+            if port is None:
+                continue
+            if machine.transaction_id is not None:
+                self.submit(evse_id, MeterSample(SampleKind.CLOCK, port.read_meter(boundary)))
+            else:
+                idle.append(evse_id)
+        values = self._meter_values(idle, boundary, ReadingContext.SAMPLE_CLOCK)
+        if values:
+            if self.csms.online:
+                self._spawn(self._send_meter_values(values))
+            else:
+                log.info("clock-aligned MeterValues at %s dropped: offline", boundary.isoformat())
 
     async def _present_token(self, evse_id: int, token: IdToken) -> None:
         machine = self.machines.get(evse_id)
@@ -433,12 +532,16 @@ class TransactionService:
             return
         self._carry_out(evse_id, outputs, now)
         after = machine.transaction_id
-        if after is not None and after != before:
-            self._schedule_sample(evse_id, settings)
         if before is not None and after != before:
             self._next_sample.pop(evse_id, None)
             log.info("EVSE %d: transaction %s ended", evse_id, before)
             self._on_transaction_ended(evse_id)
+            for ended in list(self.ended_listeners):
+                ended(evse_id, before)
+        if after is not None and after != before:
+            self._schedule_sample(evse_id, settings)
+            for started in list(self.started_listeners):
+                started(evse_id, after)
 
     def _carry_out(self, evse_id: int, outputs: list[Output], now: datetime) -> None:
         """Commit the events first, then act (the machine's outputs are in a safe order)."""
@@ -468,6 +571,8 @@ class TransactionService:
         )
         if open_tx is not None:
             self._on_transaction_ended(evse_id)
+            for ended in list(self.ended_listeners):
+                ended(evse_id, open_tx.transaction_id)
 
     def _record(
         self,
@@ -512,14 +617,21 @@ class TransactionService:
             group.create_task(self._timers())
 
     async def _deliver(self) -> None:
+        # The head of the queue, read ahead: only this task deletes or changes queued messages,
+        # and new ones get higher ids, so the batch stays the head, in order, until it is sent.
+        # It is read again after a failed attempt (which changes or drops its first message).
+        # Durability is the store's: each message is deleted by its own committed ack, after
+        # its CALLRESULT.
+        batch: deque[QueuedMessage] = deque()
         while True:
-            head = self.queue.peek(1)
-            if not head:
+            if not batch:
+                batch.extend(self.queue.peek(DELIVERY_READ_AHEAD))
+            if not batch:
                 self._wake.clear()
                 if not self.queue.peek(1):
                     await self._wake.wait()
                 continue
-            message = head[0]
+            message = batch[0]
             if not self.csms.online:
                 await self.csms.wait_online()
                 continue
@@ -532,8 +644,10 @@ class TransactionService:
             except ConnectionLostError:
                 continue  # not an attempt: wait for the link, then send it again
             except (RemoteOcppError, LocalOcppError) as exc:
+                batch.clear()
                 self._failed_attempt(message.id, message.attempts + 1, exc)
                 continue
+            batch.popleft()
             self.queue.ack(message.id)
             self.delivered += 1
             if info is not None:
@@ -593,8 +707,26 @@ class TransactionService:
             self._next_sample[evse_id] = self.clock.monotonic() + settings.tx_updated_interval_s
             self._timers_changed.set()
 
+    def _aligned_due(self, now: datetime) -> datetime | None:
+        """J01: take the clock-aligned samples if a boundary has passed; the next boundary."""
+        interval = self.settings().aligned_interval_s
+        due = self._next_aligned_at
+        if (
+            interval != self._aligned_interval_s  # at start, or the CSMS changed it
+            or (due is not None and (due - now).total_seconds() > interval)  # clock set back
+        ):
+            self._aligned_interval_s = interval
+            self._next_aligned_at = next_aligned(now, interval) if interval > 0 else None
+        elif due is not None and due <= now:
+            self._next_aligned_at = next_aligned(now, interval)
+            # The latest boundary: after a stall the missed ones are skipped, never sent in a burst.
+            self._clock_aligned(self._next_aligned_at - timedelta(seconds=interval))
+        return self._next_aligned_at
+
     async def _timers(self) -> None:
-        """J02 periodic samples every TxUpdatedInterval; EVConnectionTimeOut ticks."""
+        """J02 periodic samples every TxUpdatedInterval; J01 clock-aligned samples every
+        AlignedDataCtrlr.Interval; EVConnectionTimeOut ticks. Each waits for its own deadline;
+        the settings are read again at least every second (a SetVariables applies)."""
         while True:
             self._timers_changed.clear()
             mono = self.clock.monotonic()
@@ -618,6 +750,9 @@ class TransactionService:
             wait_s = 1.0
             if self._next_sample:
                 wait_s = min(wait_s, max(0.0, min(self._next_sample.values()) - mono))
+            aligned_at = self._aligned_due(now)
+            if aligned_at is not None:
+                wait_s = min(wait_s, max(0.0, (aligned_at - now).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._timers_changed.wait()

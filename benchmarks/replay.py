@@ -1,0 +1,286 @@
+"""Replay throughput of the durable TransactionEvent queue after a reconnect (issue 3).
+
+How it is measured:
+
+- One process, one asyncio event loop. A real :class:`station.app.Station` (database, OCPP
+  message log in a temporary folder, two EVSEs) whose CSMS URL points at a loopback port where
+  nothing listens yet: it is **offline**.
+- ``--n`` (10,000) TransactionEvents of one transaction (Started, Updated with meter values ...,
+  Ended; seqNo 0..n-1, ``offline: true``) are queued through the service's own path:
+  :meth:`CsmsPort.encode` for the wire payload, then :meth:`TransactionRepository.record` (the
+  call ``TransactionService`` makes), committed in batches of 500 (``synchronous=FULL``), before
+  the station runs, as after a restart with a full queue. The station then runs offline for
+  0.2 s (failing to connect); nothing of it is replaced.
+- Then the local CSMS (:class:`station.sim.csms.Csms`, the ``ocpp`` library, schema validation on)
+  starts on that port. The clock starts at the first frame the station sends on the new
+  connection (its BootNotification) and stops when the CSMS sends the CALLRESULT of the last
+  TransactionEvent. That includes registration and the StatusNotifications, and one CALL at a time
+  (OCPP-J): every event is a full round trip plus the station's durable acknowledgement.
+- Afterwards: the station's queue must be empty, and the CSMS must have received exactly n
+  TransactionEvents, in order, with gap-free seqNo 0..n-1, none twice.
+
+The goal (issue 3) is at least 1,000 events/s. The last line printed is
+``replay_events_per_s=<figure>``.
+
+    python -m benchmarks.replay [--n 10000] [--subprotocol ocpp2.1] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import logging
+import platform
+import pstats
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from benchmarks._common import STATION_ID, config_text
+from station.app import Station
+from station.config import parse_config
+from station.sim.csms import Csms, Frame
+from station.store import PendingMessage
+from station.transactions import (
+    ChargingState,
+    EventType,
+    IdToken,
+    IdTokenType,
+    Location,
+    Measurand,
+    MeterValue,
+    ReadingContext,
+    SampledValue,
+    StoppedReason,
+    TransactionEventOut,
+    TriggerReason,
+)
+from station.transactions.service import TRANSACTION_EVENT
+
+BATCH = 500
+TIMEOUT_S = 10.0
+TRANSACTION_ID = "replay-benchmark-0001"
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+class BenchmarkError(Exception):
+    """The station did not replay its queue as it must."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _values(seq_no: int, context: ReadingContext) -> tuple[MeterValue, ...]:
+    at = T0 + timedelta(seconds=seq_no)
+    energy_wh = seq_no * 5.5
+    return (
+        MeterValue(
+            at,
+            (
+                SampledValue(
+                    energy_wh,
+                    Measurand.ENERGY_ACTIVE_IMPORT_REGISTER,
+                    context,
+                    "Wh",
+                    Location.OUTLET,
+                ),
+                SampledValue(
+                    0.0, Measurand.ENERGY_ACTIVE_EXPORT_REGISTER, context, "Wh", Location.OUTLET
+                ),
+                SampledValue(20000.0, Measurand.POWER_ACTIVE_IMPORT, context, "W", Location.OUTLET),
+            ),
+        ),
+    )
+
+
+def event(seq_no: int, n: int) -> TransactionEventOut:
+    """The seq_no-th event of a transaction of n events, as the machine would emit it."""
+    common = {
+        "timestamp": T0 + timedelta(seconds=seq_no),
+        "seq_no": seq_no,
+        "transaction_id": TRANSACTION_ID,
+        "evse_id": 1,
+        "connector_id": 1,
+        "offline": True,
+    }
+    if seq_no == 0:
+        return TransactionEventOut(
+            event_type=EventType.STARTED,
+            trigger_reason=TriggerReason.AUTHORIZED,
+            charging_state=ChargingState.CHARGING,
+            id_token=IdToken("04A1B2C3", IdTokenType.ISO14443),
+            meter_values=_values(seq_no, ReadingContext.TRANSACTION_BEGIN),
+            **common,  # type: ignore[arg-type]
+        )
+    if seq_no == n - 1:
+        return TransactionEventOut(
+            event_type=EventType.ENDED,
+            trigger_reason=TriggerReason.EV_COMMUNICATION_LOST,
+            stopped_reason=StoppedReason.EV_DISCONNECTED,
+            charging_state=ChargingState.IDLE,
+            meter_values=_values(seq_no, ReadingContext.TRANSACTION_END),
+            **common,  # type: ignore[arg-type]
+        )
+    return TransactionEventOut(
+        event_type=EventType.UPDATED,
+        trigger_reason=TriggerReason.METER_VALUE_PERIODIC,
+        meter_values=_values(seq_no, ReadingContext.SAMPLE_PERIODIC),
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def fill_queue(station: Station, n: int) -> float:
+    """Queue n events through the service's encode + record path; returns the seconds it took."""
+    service = station.transactions
+    started = time.perf_counter()
+    for first in range(0, n, BATCH):
+        pending = [
+            PendingMessage(TRANSACTION_EVENT, service.csms.encode(event(k, n)), TRANSACTION_ID)
+            for k in range(first, min(first + BATCH, n))
+        ]
+        # open_transaction None: the transaction is over (its Ended is queued), nothing to recover.
+        service.transactions.record(1, None, pending, now=T0)
+    return time.perf_counter() - started
+
+
+@dataclass
+class Timing:
+    first_frame: float = 0.0
+    first_event: float = 0.0
+    last_result: float = 0.0
+    last_id: str | None = None
+
+
+async def measure(n: int, subprotocol: str, directory: Path) -> tuple[Timing, float, str]:
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ocpp"
+    text = config_text(url, directory / "station.db", log_level="WARNING")
+    station = Station(parse_config(text, source="<benchmark>", base_dir=directory))
+    # Queued before the station runs: its delivery task finds them at start, as after a restart.
+    fill_s = fill_queue(station, n)
+    if len(station.transactions.queue) != n:
+        raise BenchmarkError(f"queued {len(station.transactions.queue)}, expected {n}")
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(station.run(stop))
+    timing = Timing()
+    done = asyncio.Event()
+
+    def on_frame(frame: Frame) -> None:
+        now = time.perf_counter()
+        if frame.station_id != STATION_ID:
+            return
+        if frame.direction == "in" and not timing.first_frame:
+            timing.first_frame = now
+        if frame.direction == "in" and frame.action == "TransactionEvent":
+            if not timing.first_event:
+                timing.first_event = now
+            if frame.payload.get("seqNo") == n - 1:
+                timing.last_id = str(frame.message[1])
+        elif (
+            frame.direction == "out"
+            and frame.message_type == 3
+            and timing.last_id is not None
+            and frame.message[1] == timing.last_id
+        ):
+            timing.last_result = now
+            done.set()
+
+    csms = Csms(port=port, subprotocols=(subprotocol,), on_frame=on_frame)
+    try:
+        await asyncio.sleep(0.2)  # the station is up and has failed to connect at least once
+        if station.transactions.csms.online or station.transactions.delivered:
+            raise BenchmarkError("the station is online before the CSMS exists")
+        await csms.start()
+        await asyncio.wait_for(done.wait(), max(60.0, n / 50))
+        async with asyncio.timeout(TIMEOUT_S):
+            while len(station.transactions.queue):
+                await asyncio.sleep(0.01)
+        version = station.link.version or "?"
+        check(csms, n)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, TIMEOUT_S)
+        await csms.stop()
+    return timing, fill_s, version
+
+
+def check(csms: Csms, n: int) -> None:
+    """Exactly n TransactionEvents, in order, seqNo 0..n-1 gap-free, none twice."""
+    events = [f.payload for f in csms.received("TransactionEvent", STATION_ID)]
+    seq = [e["seqNo"] for e in events]
+    if seq != list(range(n)):
+        first_bad = next((i for i, s in enumerate(seq) if s != i), len(seq))
+        raise BenchmarkError(
+            f"received {len(seq)} events; order/seqNo broken at position {first_bad}"
+        )
+    if {e["transactionInfo"]["transactionId"] for e in events} != {TRANSACTION_ID}:
+        raise BenchmarkError("events of an unexpected transaction")
+    if not all(e.get("offline") is True for e in events):
+        raise BenchmarkError("an event lost its offline flag")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000, help="queued events (10000)")
+    parser.add_argument(
+        "--subprotocol",
+        choices=["ocpp2.1", "ocpp2.0.1"],
+        default="ocpp2.1",
+        help="the one the CSMS offers (default ocpp2.1)",
+    )
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the run to this file")
+    args = parser.parse_args(argv)
+    if not 2 <= args.n <= 1_000_000:
+        parser.error("--n must be 2..1000000")
+    logging.basicConfig(level=logging.WARNING)
+
+    print(
+        "replay: queued TransactionEvents delivered after reconnect, station and CSMS on 127.0.0.1"
+    )
+    print(f"  python {platform.python_version()}; n={args.n}, one CALL in flight (OCPP-J)")
+    profiler = cProfile.Profile() if args.profile else None
+    with tempfile.TemporaryDirectory(prefix="station-bench-replay-") as tmp:
+        try:
+            if profiler is not None:
+                profiler.enable()
+            timing, fill_s, version = asyncio.run(measure(args.n, args.subprotocol, Path(tmp)))
+        except (BenchmarkError, TimeoutError) as exc:
+            print(f"replay: FAILED: {exc!r}", file=sys.stderr)
+            return 1
+        finally:
+            if profiler is not None:
+                profiler.disable()
+    if profiler is not None:
+        profiler.dump_stats(str(args.profile))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    elapsed = timing.last_result - timing.first_frame
+    tx_elapsed = timing.last_result - timing.first_event
+    rate = args.n / elapsed
+    boot_ms = 1000 * (timing.first_event - timing.first_frame)
+    print(
+        f"  OCPP {version}; queue of {args.n} built offline in {fill_s:.2f} s (batches of {BATCH})"
+    )
+    print(
+        f"  connect (first frame) → last CALLRESULT: {elapsed:.2f} s; "
+        f"boot and statuses before the first event: {boot_ms:.0f} ms"
+    )
+    print(
+        f"  first → last TransactionEvent: {tx_elapsed:.2f} s, "
+        f"{1000 * tx_elapsed / args.n:.3f} ms per event"
+    )
+    print("  verified: queue empty, n events received in order, seqNo 0..n-1 gap-free, none twice")
+    print(f"replay_events_per_s={rate:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
