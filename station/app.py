@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from station import __version__
-from station.availability import AvailabilityModel
+from station.availability import AvailabilityModel, ConnectorStatus
 from station.clock import Clock, SystemClock
 from station.config import Config, ConnectorKind
 from station.ocpp.devicemodel import (
@@ -47,14 +47,19 @@ from station.smartcharging.service import (
     VehicleView,
 )
 from station.store import (
+    AuthCacheRepository,
     AvailabilityRepository,
     Database,
+    LocalListRepository,
     OutboundQueue,
     ProfileRepository,
     TransactionRepository,
     VariableRepository,
     open_database,
 )
+from station.transactions import Authorized, State
+from station.transactions.reservation_service import ReservationService
+from station.transactions.reservations import EvseView
 from station.transactions.service import TransactionService
 
 __all__ = [
@@ -271,8 +276,12 @@ class Station:
             connector_ids={e.id: e.connector_id for e in config.evse},
             on_occupied=self._connector_occupied,
             on_transaction_ended=self._transaction_ended,
-            on_settled=self._refresh_power,
+            on_settled=self._settled,
+            local_list=LocalListRepository(self.database),
+            auth_cache=AuthCacheRepository(self.database),
+            on_local_list_changed=self._local_list_changed,
         )
+        self._local_list_changed(*self.transactions.local_list_size())
         for vehicle in self.sim_vehicles.values():
             vehicle.attach(self.transactions)
         # Smart charging (issue 4): re-evaluated on every profile change (by itself), every
@@ -296,6 +305,21 @@ class Station:
         self.link.smart_charging = self.smart_charging
         self.link.transactions = self.transactions
         self.link.busy_evses = self.transactions.busy_evses
+        # Reservations (H01-H04), in memory: re-evaluated after every request, session change
+        # and availability change; expiry runs on its own timer.
+        self.reservations = ReservationService(
+            csms=OcppTransactionPort(self.link),
+            clock=self.clock,
+            views=self._reservation_views,
+            enabled=lambda: self.device_model.bool_value("ReservationCtrlr", "Enabled"),
+            non_evse_specific=lambda: self.device_model.bool_value(
+                "ReservationCtrlr", "NonEvseSpecific"
+            ),
+            on_reserved=self._connector_reserved,
+            spawn=self.spawn,
+        )
+        self.transactions.reservations = self.reservations
+        self.link.reservations = self.reservations
         #: Per-EVSE status fields contributed by the services (``station sim status``).
         self.status_providers: list[Callable[[int], dict[str, Any]]] = []
         self.status_providers.append(self._power_status)
@@ -358,6 +382,37 @@ class Station:
         finally:
             self._refreshing = False
 
+    def _local_list_changed(self, entries: int, size_b: int) -> None:
+        """LocalAuthListCtrlr.Entries and Storage follow the list (D01)."""
+        self.device_model.set_internal("LocalAuthListCtrlr", "Entries", str(entries))
+        self.device_model.set_internal("LocalAuthListCtrlr", "Storage", str(size_b))
+
+    def _settled(self) -> None:
+        """The transactions are consistent again: power commands and reservations follow."""
+        self._refresh_power()
+        self.reservations.refresh()
+
+    def _reservation_views(self) -> dict[int, EvseView]:
+        """Each EVSE as the reservation rules see it (availability core and its machine)."""
+        views: dict[int, EvseView] = {}
+        for evse in self.config.evse:
+            key = (evse.id, evse.connector_id)
+            machine = self.transactions.machines[evse.id]
+            views[evse.id] = EvseView(
+                operative=self.availability.is_operative(*key),
+                faulted=self.availability.status(*key) is ConnectorStatus.FAULTED,
+                occupied=machine.state is not State.AVAILABLE or machine.transaction_id is not None,
+                in_use=not machine.accepts(Authorized) or machine.authorization is not None,
+                connector_types=frozenset({_CONNECTOR_TYPES[evse.connector]}),
+            )
+        return views
+
+    def _connector_reserved(self, evse_id: int, reserved: bool) -> None:
+        """G01/H01: Reserved while a reservation holds the EVSE, the status beneath after."""
+        connector_id = next(e.connector_id for e in self.config.evse if e.id == evse_id)
+        if self.availability.set_reserved(evse_id, connector_id, reserved):
+            self.spawn(self.link.send_statuses([(evse_id, connector_id)]))
+
     def _connector_occupied(self, evse_id: int, connector_id: int, occupied: bool) -> None:
         """G01: Occupied while a cable is plugged, Available again after."""
         if self.availability.set_occupied(evse_id, connector_id, occupied):
@@ -408,6 +463,7 @@ class Station:
                 link_task = group.create_task(self.link.run())
                 self.transactions.recover()
                 tx_task = group.create_task(self.transactions.run())
+                reservation_task = group.create_task(self.reservations.run())
                 for evse in self.config.evse:
                     if evse.sim_autostart:
                         vehicle = self.sim_vehicles[evse.id]
@@ -417,6 +473,7 @@ class Station:
                 self.link.stop()
                 link_task.cancel()
                 tx_task.cancel()
+                reservation_task.cancel()
                 for task in list(self._tasks):
                     task.cancel()
         finally:

@@ -62,10 +62,12 @@ class AvailabilityModel:
             return ConnectorStatus.FAULTED
         if not self.is_operative(evse_id, connector_id):
             return ConnectorStatus.UNAVAILABLE
+        if key in self._reserved:
+            # G01.FR.09 (errata 2025-01 §2.21): a cable plugged into a Reserved connector does
+            # not change its status; it becomes Occupied once the reservation is used.
+            return ConnectorStatus.RESERVED
         if key in self._occupied:
             return ConnectorStatus.OCCUPIED
-        if key in self._reserved:
-            return ConnectorStatus.RESERVED
         return ConnectorStatus.AVAILABLE
 
     def statuses(self) -> dict[tuple[int, int], ConnectorStatus]:

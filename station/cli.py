@@ -4,6 +4,8 @@
 store flushed, exit 0). ``station demo`` runs a complete station with simulated peers against a
 local CSMS on 127.0.0.1, no hardware or config needed. ``station csms`` runs that CSMS alone.
 ``station db upgrade|current`` and ``station certs dev`` manage the database and a test PKI.
+``station schedule`` prints (and with ``--plot`` draws) the composite schedule of the profiles
+in the station's database, read-only, whether or not the station runs.
 
 Errors are one line on stderr and a non-zero exit: 2 for a bad configuration or usage, 1 for
 anything else that stops the command. This is the only module that prints.
@@ -24,6 +26,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -436,6 +439,44 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ schedule
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from station.schedule_view import (
+        PlotUnavailableError,
+        UnknownEvseError,
+        composite_schedules,
+        format_table,
+        plot_schedules,
+    )
+
+    config = load_config(args.config)
+    try:
+        schedules = composite_schedules(
+            config,
+            evse_id=args.evse,
+            duration_s=args.duration,
+            unit=args.unit,
+            start=args.start,
+        )
+    except UnknownEvseError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 2
+    for i, schedule in enumerate(schedules):
+        if i:
+            print()
+        print("\n".join(format_table(schedule)))
+    if args.plot:
+        try:
+            plot_schedules(schedules, args.plot)
+        except PlotUnavailableError as exc:
+            print(f"station: {exc}", file=sys.stderr)
+            return 1
+        print(f"plot written to {args.plot}")
+    return 0
+
+
 # --------------------------------------------------------------------------------- certs
 
 
@@ -497,6 +538,15 @@ def _add_vehicle_commands(sim_commands: Any) -> None:
     token.add_argument(
         "--type", help="IdTokenEnumType: ISO14443 (default), ISO15693, KeyCode, Local, ..."
     )
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO 8601 instant for argparse; a time without a zone is read as UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -582,6 +632,26 @@ def build_parser() -> argparse.ArgumentParser:
         sub = db_commands.add_parser(name, help=text)
         sub.add_argument("--config", required=True, help="the station's TOML configuration file")
         sub.set_defaults(func=_cmd_db)
+
+    schedule = commands.add_parser(
+        "schedule", help="print the composite schedule of the profiles the station holds"
+    )
+    schedule.add_argument("--config", required=True, help="the station's TOML configuration file")
+    schedule.add_argument("--evse", type=int, metavar="N", help="only EVSE N (default: all)")
+    schedule.add_argument(
+        "--duration", type=int, default=86_400, metavar="S", help="seconds from now (86400)"
+    )
+    schedule.add_argument("--unit", choices=["W", "A"], default="W", help="rate unit (W)")
+    schedule.add_argument(
+        "--start",
+        type=_utc_time,
+        metavar="TIME",
+        help="start instead of now, ISO 8601 UTC (e.g. 2025-06-01T07:00:00Z)",
+    )
+    schedule.add_argument(
+        "--plot", metavar="FILE.png", help="also draw it (needs: pip install station[plot])"
+    )
+    schedule.set_defaults(func=_cmd_schedule)
 
     certs = commands.add_parser("certs", help="certificates")
     certs_commands = certs.add_subparsers(dest="certs_command", required=True, metavar="CMD")

@@ -99,3 +99,14 @@ def test_reported_changes_are_exactly_the_status_differences(steps: list) -> Non
                 m.operative[(0, 0)] and m.operative[(evse, 0)] and m.operative[(evse, conn)]
             )
             assert (after[(evse, conn)] is ConnectorStatus.UNAVAILABLE) == inoperative
+
+
+def test_reserved_outranks_occupied() -> None:
+    """G01.FR.09 (errata 2025-01 §2.21): a cable plugged into a Reserved connector does not
+    change its status; Occupied once the reservation is gone."""
+    m = model()
+    assert m.set_reserved(1, 1, True)
+    assert not m.set_occupied(1, 1, True)
+    assert m.status(1, 1) is ConnectorStatus.RESERVED
+    assert m.set_reserved(1, 1, False)
+    assert m.status(1, 1) is ConnectorStatus.OCCUPIED

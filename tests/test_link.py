@@ -593,8 +593,8 @@ async def test_report_requests_outside_the_happy_path(start: Start) -> None:
     parts = await notify_reports(csms, 3, since)
     entries = report_entries(parts)
     assert ("ChargingStation", None, "null", "AvailabilityState", None) in entries
-    # ReservationCtrlr.Available is false: the component does not match.
-    assert not [k for k in entries if k[0] == "ReservationCtrlr"]
+    # ReservationCtrlr.Available is true: the component matches.
+    assert [k for k in entries if k[0] == "ReservationCtrlr"]
     assert_one_call_in_flight(csms.frames)
 
 

@@ -359,7 +359,7 @@ async def test_every_unhandled_v21_action_gets_not_supported(
     """
     wire: Wire = await wire_factory("ocpp2.1")
     unhandled = [a for a in _v21_call_actions() if a not in _handled_actions()]
-    assert len(unhandled) > 70
+    assert len(unhandled) > 50  # a floor that falls as handlers are added
     for index, action in enumerate(unhandled):
         message_id = f"u-{index}"
         reply = await wire.send_bad(_call(message_id, action, {}))

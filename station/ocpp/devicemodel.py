@@ -1168,6 +1168,10 @@ class CommDefaults:
     message_attempt_interval_transaction_event_s: int = 30
 
 
+#: maxLimit of LocalAuthListCtrlr.Entries and of the Storage (bytes) of the list and the cache.
+LOCAL_LIST_ENTRIES_MAX = 10000
+AUTH_STORAGE_MAX_B = 4_000_000
+
 _RO = Mutability.READ_ONLY
 _RW = Mutability.READ_WRITE
 _INT = DataType.INTEGER
@@ -1466,6 +1470,30 @@ def standard_definitions(
     add(_setting("AuthCtrlr", "LocalAuthorizeOffline", _BOOL, "true"))
     add(_setting("AuthCtrlr", "LocalPreAuthorize", _BOOL, "false"))
 
+    # AuthCacheCtrlr (C10/C11): the cache persists; LifeTime counts from the CSMS's last
+    # answer for the token. Storage is reported by the shell (set_internal).
+    ac = "AuthCacheCtrlr"
+    add(_constant(ac, "Available", _BOOL, "true"))
+    add(_setting(ac, "Enabled", _BOOL, "true"))
+    add(_setting(ac, "LifeTime", _INT, "86400", unit="s", min_limit=1))
+    add(
+        _constant(
+            ac, "Policy", DataType.OPTION_LIST, "LRU", values_list=("LRU", "LFU", "FIFO", "CUSTOM")
+        )
+    )
+    add(_runtime(ac, "Storage", _INT, "0", unit="B", min_limit=0, max_limit=AUTH_STORAGE_MAX_B))
+    add(_setting(ac, "DisablePostAuthorize", _BOOL, "false"))
+
+    # LocalAuthListCtrlr (D01/D02, required variables and the ones the station uses).
+    ll = "LocalAuthListCtrlr"
+    add(_constant(ll, "Available", _BOOL, "true"))
+    add(_setting(ll, "Enabled", _BOOL, "true"))
+    add(_runtime(ll, "Entries", _INT, "0", min_limit=0, max_limit=LOCAL_LIST_ENTRIES_MAX))
+    add(_constant(ll, "ItemsPerMessage", _INT, "100", min_limit=1))
+    add(_constant(ll, "BytesPerMessage", _INT, str(comm.bytes_per_message), min_limit=1))
+    add(_runtime(ll, "Storage", _INT, "0", unit="B", min_limit=0, max_limit=AUTH_STORAGE_MAX_B))
+    add(_setting(ll, "DisablePostAuthorize", _BOOL, "false"))
+
     # TxCtrlr (required variables)
     tx = "TxCtrlr"
     add(_setting(tx, "EVConnectionTimeOut", _INT, "60", unit="s", min_limit=1))
@@ -1511,10 +1539,11 @@ def standard_definitions(
     add(_setting(ad, "TxEndedInterval", _INT, "0", unit="s", min_limit=0))
     add(_setting(ad, "TxEndedMeasurands", DataType.MEMBER_LIST, "", values_list=MEASURANDS))
 
-    # ReservationCtrlr has no required variable; reservations are not supported yet, which the
-    # CSMS learns here (absent, Available would count as true: Part 1 section 4.2).
-    add(_constant("ReservationCtrlr", "Available", _BOOL, "false"))
-    add(_constant("ReservationCtrlr", "Enabled", _BOOL, "false"))
+    # ReservationCtrlr (H01-H04): no required variable. Enabled false rejects every ReserveNow;
+    # NonEvseSpecific true accepts a ReserveNow without evseId.
+    add(_constant("ReservationCtrlr", "Available", _BOOL, "true"))
+    add(_setting("ReservationCtrlr", "Enabled", _BOOL, "true"))
+    add(_setting("ReservationCtrlr", "NonEvseSpecific", _BOOL, "true"))
 
     # SmartChargingCtrlr (required variables)
     sm = "SmartChargingCtrlr"

@@ -29,6 +29,7 @@ from station.availability import AvailabilityModel
 from station.clock import Clock, format_ocpp_time, parse_ocpp_time
 from station.config import Config
 from station.errors import CallRejectedError, CallTimeoutError, ConnectionLostError, OcppError
+from station.ocpp.auth_handlers import AuthorizationHandlers
 from station.ocpp.devicemodel import DeviceModel, split_report
 from station.ocpp.msglog import MessageLog
 from station.ocpp.sc_handlers import SmartChargingHandlers
@@ -118,6 +119,7 @@ class OcppLink:
         #: Services the composition root (app.py) attaches; handlers reach them through the link.
         self.transactions: Any = None
         self.smart_charging: Any = None
+        self.reservations: Any = None
         self.session: StationSession | None = None
         self.version: str | None = None
         self.accepted = asyncio.Event()
@@ -403,7 +405,9 @@ def _wire_size(payload: Mapping[str, Any]) -> int:
     return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-class StationSession(TransactionHandlers, SmartChargingHandlers, CsmsSession):
+class StationSession(
+    TransactionHandlers, AuthorizationHandlers, SmartChargingHandlers, CsmsSession
+):
     """The ``@on`` handlers the station offers on every connection.
 
     Provisioning and availability handlers are below; transactions and smart charging come from
@@ -573,6 +577,8 @@ class StationSession(TransactionHandlers, SmartChargingHandlers, CsmsSession):
         # Runs synchronously right after our response is sent, so it takes this request's changes;
         # the StatusNotifications go out as a supervised task.
         changed, self._availability_changes = self._availability_changes, ()
+        if self.link.reservations is not None:
+            self.link.reservations.refresh()  # H: an inoperative EVSE loses its reservation
         return self.link.send_statuses(changed)
 
     # ---------------------------------------------------------------- F06 trigger

@@ -28,6 +28,7 @@ from station.transactions import (
     TransactionEventOut,
     tx_config_from_variables,
 )
+from station.transactions.reservations import ReservationUpdate
 from station.transactions.service import ServiceSettings
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ def transaction_event_payload(message: TransactionEventOut) -> dict[str, Any]:
     }
     if message.offline:
         payload["offline"] = True
+    if message.reservation_id is not None:
+        payload["reservationId"] = message.reservation_id
     if message.number_of_phases_used is not None:
         payload["numberOfPhasesUsed"] = message.number_of_phases_used
     if message.id_token is not None:
@@ -193,6 +196,19 @@ class OcppTransactionPort:
         response = await self._link.call(request)
         return id_token_info_from_snake(response.id_token_info)
 
+    async def send_reservation_status_update(
+        self, reservation_id: int, status: ReservationUpdate
+    ) -> None:
+        """H04: ReservationStatusUpdateRequest (Expired / Removed)."""
+        session = self._link.session
+        if session is None:
+            raise ConnectionLostError("ReservationStatusUpdate: CSMS link not available")
+        await self._link.call(
+            session.calls.ReservationStatusUpdate(
+                reservation_id=reservation_id, reservation_update_status=status.value
+            )
+        )
+
 
 _TX_VARIABLES = (
     ("TxCtrlr", "TxStartPoint"),
@@ -235,6 +251,9 @@ def service_settings(dm: DeviceModel) -> ServiceSettings:
         return default
 
     auth = defaults.auth
+    cache_lifetime_s = auth.cache_lifetime_s
+    with contextlib.suppress(KeyError, ValueError):
+        cache_lifetime_s = dm.float_value("AuthCacheCtrlr", "LifeTime")
     return ServiceSettings(
         tx=tx,
         message_attempts=int(
@@ -255,7 +274,17 @@ def service_settings(dm: DeviceModel) -> ServiceSettings:
             offline_tx_for_unknown_id_enabled=flag(
                 "AuthCtrlr", "OfflineTxForUnknownIdEnabled", auth.offline_tx_for_unknown_id_enabled
             ),
-            # No AuthCacheCtrlr in the device model yet: the in-memory cache is off.
-            cache_enabled=False,
+            disable_remote_authorization=flag(
+                "AuthCtrlr", "DisableRemoteAuthorization", auth.disable_remote_authorization
+            ),
+            cache_enabled=flag("AuthCacheCtrlr", "Enabled", auth.cache_enabled),
+            cache_lifetime_s=cache_lifetime_s,
+            cache_disable_post_authorize=flag(
+                "AuthCacheCtrlr", "DisablePostAuthorize", auth.cache_disable_post_authorize
+            ),
+            local_list_enabled=flag("LocalAuthListCtrlr", "Enabled", auth.local_list_enabled),
+            local_list_disable_post_authorize=flag(
+                "LocalAuthListCtrlr", "DisablePostAuthorize", auth.local_list_disable_post_authorize
+            ),
         ),
     )

@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import FormatViolationError, PropertyConstraintViolationError
 
+from station.clock import parse_ocpp_time
 from station.ocpp.convert import ConvertError, profile_from_ocpp
 from station.ocpp.session import after, on
 from station.ocpp.tx_convert import id_token_from_wire
 from station.smartcharging import OcppVersion
 from station.smartcharging.service import SmartChargingService
+from station.transactions.reservations import Reservation
 
 if TYPE_CHECKING:
     from station.ocpp.link import OcppLink
+    from station.transactions.reservation_service import ReservationService
     from station.transactions.service import TransactionService
 
 __all__ = ["TransactionHandlers"]
@@ -50,12 +53,14 @@ class TransactionHandlers:
         remote_start_id: int,
         evse_id: int | None = None,
         charging_profile: dict[str, Any] | None = None,
+        group_id_token: dict[str, Any] | None = None,
         **_: Any,
     ) -> Any:
         self._remote_start_evse = None
         service = self._tx_service()
         try:
-            id_token_from_wire(id_token)
+            token = id_token_from_wire(id_token)
+            group = id_token_from_wire(group_id_token) if group_id_token else None
         except ValueError as exc:
             raise PropertyConstraintViolationError(description=f"idToken: {exc}") from None
         if service is None:
@@ -67,6 +72,14 @@ class TransactionHandlers:
         ):
             # F01.FR.?: an EVSE that is busy, unknown or inoperative rejects the request.
             log.info("RequestStartTransaction %d rejected (evse %s)", remote_start_id, evse_id)
+            return self.results.RequestStartTransaction(status="Rejected")
+        reservations: ReservationService | None = self.link.reservations
+        if reservations is not None and not reservations.admit(chosen, token, group).allowed:
+            # H03: a reserved EVSE is for the reserved token or group only (errata §2.24: a
+            # RequestStartTransaction's token counts like a presented one).
+            log.info(
+                "RequestStartTransaction %d rejected: EVSE %d reserved", remote_start_id, chosen
+            )
             return self.results.RequestStartTransaction(status="Rejected")
         if charging_profile is not None:
             rejected = self._install_start_profile(chosen, charging_profile)
@@ -160,3 +173,56 @@ class TransactionHandlers:
             return self.results.UnlockConnector(status="UnlockFailed")
         port.unlock_connector(connector_id)
         return self.results.UnlockConnector(status="Unlocked")
+
+    # ------------------------------------------------------------ H01/H02 reservations
+
+    def _reservations(self) -> ReservationService | None:
+        service: ReservationService | None = self.link.reservations
+        return service
+
+    @on("ReserveNow")
+    def on_reserve_now(
+        self,
+        id: int,
+        expiry_date_time: str,
+        id_token: dict[str, Any],
+        evse_id: int | None = None,
+        group_id_token: dict[str, Any] | None = None,
+        connector_type: str | None = None,
+        **_: Any,
+    ) -> Any:
+        service = self._reservations()
+        try:
+            token = id_token_from_wire(id_token)
+            group = id_token_from_wire(group_id_token) if group_id_token else None
+        except ValueError as exc:
+            raise PropertyConstraintViolationError(description=f"idToken: {exc}") from None
+        try:
+            expires_at = parse_ocpp_time(expiry_date_time)
+        except ValueError as exc:
+            raise FormatViolationError(description=f"expiryDateTime: {exc}") from None
+        if service is None:
+            return self.results.ReserveNow(status="Rejected")
+        status = service.reserve(Reservation(id, token, expires_at, evse_id, group, connector_type))
+        return self.results.ReserveNow(status=status.value)
+
+    @after("ReserveNow")
+    def after_reserve_now(self, **_: Any) -> None:
+        # G01: Reserved statuses (and Removed updates) go out after our response.
+        service = self._reservations()
+        if service is not None:
+            service.refresh()
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
+        service = self._reservations()
+        if service is None:
+            return self.results.CancelReservation(status="Rejected")
+        return self.results.CancelReservation(status=service.cancel(reservation_id).value)
+
+    @after("CancelReservation")
+    def after_cancel_reservation(self, **_: Any) -> None:
+        # H02: the connector becomes Available again (StatusNotification after the response).
+        service = self._reservations()
+        if service is not None:
+            service.refresh()

@@ -155,6 +155,10 @@ class _Handlers:
     def on_report_charging_profiles(self, **_: Any) -> Any:
         return self._call_result.ReportChargingProfiles()
 
+    @on("ReservationStatusUpdate")
+    def on_reservation_status_update(self, **_: Any) -> Any:
+        return self._call_result.ReservationStatusUpdate()
+
 
 class _Recording:
     """Records frames on their way in and out of the library's ChargePoint."""

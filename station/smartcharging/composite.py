@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -327,7 +327,7 @@ def _segments(
         else:
             occurrences = [valid_from if valid_from != _NEVER else relative_start_s]
 
-    periods = schedule.periods
+    periods = _legacy_periods(schedule)
     out: list[_Segment] = []
     for occurrence in occurrences:
         end_of_schedule = _FOREVER if duration_s is None else occurrence + duration_s
@@ -343,8 +343,50 @@ def _segments(
             seg_start = max(seg_start, lo)
             seg_end = min(seg_end, end_of_schedule, hi)
             if seg_start < seg_end:
-                out.append((seg_start, seg_end, schedule, from_legacy_negative_limit(period)))
+                out.append((seg_start, seg_end, schedule, period))
     return out
+
+
+# --- memos across calls --------------------------------------------------------------------------
+#
+# Profiles are frozen, so what is derived from one period (its 2.1 reading, its conversion into
+# the requested unit) and what is combined from a set of converted periods never changes. These
+# memos keep those results between calls, keyed by object identity: each entry holds the objects
+# whose ids it is keyed by, so no id can be reused by another object while the entry exists. They
+# are bounded (cleared when full) and only ever return what the pure functions would compute.
+
+_MEMO_MAX = 4096
+_legacy_memo: dict[int, tuple[ChargingSchedule, tuple[SchedulePeriod, ...]]] = {}
+_converted_memo: dict[tuple[int, RateUnit, int], dict[int, _Converted]] = {}
+_combined_memo: dict[tuple[object, ...], PeriodValue] = {}
+
+
+def _legacy_periods(schedule: ChargingSchedule) -> tuple[SchedulePeriod, ...]:
+    """The schedule's periods through :func:`from_legacy_negative_limit`, remembered."""
+    found = _legacy_memo.get(id(schedule))
+    if found is not None:
+        return found[1]
+    periods = tuple(from_legacy_negative_limit(period) for period in schedule.periods)
+    if len(_legacy_memo) >= _MEMO_MAX:
+        _legacy_memo.clear()
+    _legacy_memo[id(schedule)] = (schedule, periods)
+    return periods
+
+
+def _converted_periods(
+    schedule: ChargingSchedule, rate_unit: RateUnit, electrical: ElectricalParams
+) -> dict[int, _Converted]:
+    """Each of the schedule's (2.1-read) periods converted into ``rate_unit``, by period id."""
+    key = (id(schedule), rate_unit, id(electrical))
+    found = _converted_memo.get(key)
+    if found is None:
+        if len(_converted_memo) >= _MEMO_MAX:
+            _converted_memo.clear()
+        found = _converted_memo[key] = {
+            id(period): _Converted((0, 0, schedule, period), rate_unit, electrical)
+            for period in _legacy_periods(schedule)
+        }
+    return found
 
 
 # --- stacking ------------------------------------------------------------------------------------
@@ -353,12 +395,14 @@ def _segments(
 class _Stack:
     """The profiles of one purpose and scope; :meth:`at` gives the prevailing period."""
 
-    __slots__ = ("_cursor", "_entries")
+    __slots__ = ("_converted", "_cursor", "_entries")
 
     def __init__(self) -> None:
         # (rank, segments); rank orders highest first.
         self._entries: list[tuple[tuple[int, int, int], list[_Segment]]] = []
         self._cursor: list[int] = []
+        # Per entry, per segment: its period converted into the requested unit.
+        self._converted: list[list[_Converted]] = []
 
     def add(self, rank: tuple[int, int, int], segments: list[_Segment]) -> None:
         if segments:
@@ -371,27 +415,37 @@ class _Stack:
         self._entries.sort(key=lambda entry: entry[0], reverse=True)
         self._cursor = [0] * len(self._entries)
 
-    def boundaries(self) -> Iterable[int]:
+    def convert(self, rate_unit: RateUnit, electrical: ElectricalParams) -> None:
+        """Convert every segment's period once, for :meth:`at`.
+
+        All segments of one entry come from one schedule (see :func:`_segments`).
+        """
+        self._converted = []
         for _, segments in self._entries:
-            for start, end, _, _ in segments:
-                yield start
-                yield end
+            table = _converted_periods(segments[0][2], rate_unit, electrical)
+            self._converted.append([table[id(segment[3])] for segment in segments])
 
-    def at(self, t: int) -> _Segment | None:
-        """The segment of the highest-ranked profile covering ``t``; ``t`` must not decrease."""
+    def boundaries(self) -> Iterator[tuple[int, int]]:
+        """Each segment's (start, end); segments are clipped to the window, so start is in it."""
+        for _, segments in self._entries:
+            for segment in segments:
+                yield segment[0], segment[1]
+
+    def at(self, t: int) -> _Converted | None:
+        """The converted period of the highest-ranked profile covering ``t``.
+
+        ``t`` must not decrease between calls; :meth:`convert` must have run.
+        """
+        cursors = self._cursor
         for i, (_, segments) in enumerate(self._entries):
-            cursor = self._cursor[i]
-            while cursor < len(segments) and segments[cursor][1] <= t:
+            cursor = cursors[i]
+            count = len(segments)
+            while cursor < count and segments[cursor][1] <= t:
                 cursor += 1
-            self._cursor[i] = cursor
-            if cursor < len(segments) and segments[cursor][0] <= t:
-                return segments[cursor]
+            cursors[i] = cursor
+            if cursor < count and segments[cursor][0] <= t:
+                return self._converted[i][cursor]
         return None
-
-
-def _nothing(t: int) -> _Segment | None:
-    del t
-    return None
 
 
 # --- combining -----------------------------------------------------------------------------------
@@ -404,6 +458,7 @@ class _Converted:
 
     __slots__ = (
         "discharge",
+        "keep",
         "limit",
         "limit_at_soc",
         "min_charging_rate",
@@ -438,6 +493,7 @@ class _Converted:
                 None if l3 is None else scale(l3, per_phase_factor),
             )
 
+        self.keep = (schedule, electrical)  # what the memo key's ids refer to
         self.period = period
         self.phases = 1 if electrical.dc else phases
         self.limit = triple(period.limit, period.limit_l2, period.limit_l3)
@@ -791,14 +847,21 @@ def composite_schedule(
     )
     cuts = {window_start_s}
     for stack in stacks.values():
-        cuts.update(b for b in stack.boundaries() if window_start_s < b < window_end_s)
+        for start_s, end_s in stack.boundaries():
+            cuts.add(start_s)
+            if end_s < window_end_s:
+                cuts.add(end_s)
     instants = sorted(cuts)
 
-    def at(name: str) -> Callable[[int], _Segment | None]:
+    def at(name: str) -> Callable[[int], _Converted | None] | None:
         stack = stacks[name]
-        return stack.at if stack else _nothing
+        if not stack:
+            return None
+        stack.convert(rate_unit, electrical)
+        return stack.at
 
-    prio_at, tx_at, txdef_at = at("prio"), at("tx"), at("txdef")
+    # The transaction level, highest precedence first; only the stacks that hold something.
+    tx_level = [f for f in (at("prio"), at("tx"), at("txdef")) if f is not None]
     max_at, ext0_at, gen0_at, exte_at, gene_at = (
         at("max"),
         at("ext0"),
@@ -807,45 +870,55 @@ def composite_schedule(
         at("gene"),
     )
     evse_level = evse_id != 0
-    conversions: dict[tuple[int, int], _Converted] = {}
-    values: dict[tuple[tuple[int, int] | None, ...], PeriodValue] = {}
-
-    def converted(segment: _Segment | None) -> _Converted | None:
-        if segment is None:
-            return None
-        key = (id(segment[2]), id(segment[3]))
-        found = conversions.get(key)
-        if found is None:
-            found = conversions[key] = _Converted(segment, rate_unit, electrical)
-        return found
+    dc = electrical.dc
 
     periods: list[CompositePeriod] = []
     previous: PeriodValue | None = None
     for t in instants:
         # Cursors only move forward; a stack not asked at some instant catches up later.
-        priority, tx_profile, tx_default = prio_at(t), tx_at(t), txdef_at(t)
-        chosen = (
-            priority or tx_profile or tx_default,
-            max_at(t),
-            ext0_at(t),
-            gen0_at(t),
-            exte_at(t),
-            gene_at(t),
+        tx: _Converted | None = None
+        for tx_at in tx_level:
+            tx = tx_at(t)
+            if tx is not None:
+                break
+        station_max = None if max_at is None else max_at(t)
+        ext0 = None if ext0_at is None else ext0_at(t)
+        gen0 = None if gen0_at is None else gen0_at(t)
+        exte = None if exte_at is None else exte_at(t)
+        gene = None if gene_at is None else gene_at(t)
+        key = (
+            tx,
+            station_max,
+            ext0,
+            gen0,
+            exte,
+            gene,
+            evse_level,
+            rate_unit,
+            dc,
+            prefer_external_setpoint,
         )
-        cache_key = tuple(None if s is None else (id(s[2]), id(s[3])) for s in chosen)
-        value = values.get(cache_key)
+        value = _combined_memo.get(key)
         if value is None:
-            tx, station_max, ext0, gen0, exte, gene = map(converted, chosen)
-            value = values[cache_key] = _combine(
+            if len(_combined_memo) >= _MEMO_MAX:
+                _combined_memo.clear()
+            value = _combined_memo[key] = _combine(
                 tx,
                 station_max,
                 ((ext0, gen0), (exte, gene)),
                 evse_level=evse_level,
                 rate_unit=rate_unit,
-                dc=electrical.dc,
+                dc=dc,
                 prefer_external_setpoint=prefer_external_setpoint,
             )
-        if value != previous:
+        # ``value != previous``, deciding on the fields that usually differ first.
+        if value is not previous and (
+            previous is None
+            or value.limit != previous.limit
+            or value.setpoint != previous.setpoint
+            or value.discharge_limit != previous.discharge_limit
+            or value != previous
+        ):
             periods.append(CompositePeriod(t - window_start_s, value))
             previous = value
     return CompositeSchedule(

@@ -8,6 +8,7 @@ Errors come out as :class:`~station.errors.StoreError`.
 
 from __future__ import annotations
 
+from station.store.auth import AuthCacheRepository, LocalAuthList, LocalListRepository
 from station.store.db import (
     Database,
     current_revision,
@@ -28,8 +29,11 @@ from station.store.transactions import PendingMessage, TransactionRepository
 
 __all__ = [
     "ATTRIBUTE_TYPES",
+    "AuthCacheRepository",
     "AvailabilityRepository",
     "Database",
+    "LocalAuthList",
+    "LocalListRepository",
     "OutboundQueue",
     "PendingMessage",
     "ProfileRepository",

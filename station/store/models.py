@@ -33,10 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AuthCacheRow",
     "Availability",
     "Base",
     "ChargingProfileRow",
     "DeviceVariable",
+    "LocalAuthListVersionRow",
+    "LocalAuthRow",
     "OpenTransactionRow",
     "OutboundMessage",
 ]
@@ -165,3 +168,46 @@ class ChargingProfileRow(Base):
     transaction_id: Mapped[str | None] = mapped_column(String(36), index=True)
     profile: Mapped[str] = mapped_column(Text)  # JSON text
     received_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class LocalAuthRow(Base):
+    """One entry of the Local Authorization List (D01: it persists and survives a restart).
+
+    The key is the token's type and its id case-folded (C01.FR.25, ``auth.token_key``);
+    ``id_token`` keeps the id as the CSMS sent it, ``id_token_info`` the IdTokenInfo as JSON in
+    the store's own encoding.
+    """
+
+    __tablename__ = "local_auth_list"
+
+    type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    token_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id_token: Mapped[str] = mapped_column(String(255))
+    id_token_info: Mapped[str] = mapped_column(Text)  # JSON text
+
+
+class LocalAuthListVersionRow(Base):
+    """The Local Authorization List's versionNumber (D01/D02); one row, ``id`` 1."""
+
+    __tablename__ = "local_auth_list_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class AuthCacheRow(Base):
+    """One Authorization Cache entry (C10: it persists and survives a restart).
+
+    Keyed like :class:`LocalAuthRow`. ``updated_at`` is when the CSMS last sent the info
+    (AuthCacheCtrlr.LifeTime counts from there), ``expires_at`` its cacheExpiryDateTime (or
+    NULL), ``last_used_at`` when it last decided (for the replacement policy).
+    """
+
+    __tablename__ = "auth_cache"
+
+    type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    token_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id_token_info: Mapped[str] = mapped_column(Text)  # JSON text
+    updated_at: Mapped[datetime] = mapped_column(DateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime())
+    last_used_at: Mapped[datetime] = mapped_column(DateTime())

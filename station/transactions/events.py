@@ -110,6 +110,7 @@ class Authorized:
     id_token: IdToken
     group_id_token: IdToken | None = None
     remote_start_id: int | None = None
+    reservation_id: int | None = None  # the reservation this authorization consumed (H03)
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,6 +383,7 @@ class _Authorization:
     remote_start_id: int | None
     since: datetime
     reported: bool = False
+    reservation_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -648,7 +649,11 @@ class TransactionMachine:
                 self.connector_id = event.connector_id
         elif isinstance(event, Authorized):
             self._auth = _Authorization(
-                event.id_token, event.group_id_token, event.remote_start_id, now
+                event.id_token,
+                event.group_id_token,
+                event.remote_start_id,
+                now,
+                reservation_id=event.reservation_id,
             )
         elif isinstance(event, LocalStop):
             if not event.master_pass and not self.can_stop(event.id_token, event.group_id_token):
@@ -829,11 +834,13 @@ class TransactionMachine:
         if charging_state is not None:
             tx.reported_state = charging_state
         remote_start_id: int | None = None
+        reservation_id: int | None = None
         auth = self._auth
         if id_token is None and auth is not None and not auth.reported:
-            # Report the authorization once (errata 2025-01 §2.12).
+            # Report the authorization once (errata 2025-01 §2.12), with the reservation it used.
             id_token = auth.id_token
             remote_start_id = auth.remote_start_id
+            reservation_id = auth.reservation_id
             auth.reported = True
         message = TransactionEventOut(
             event_type=event_type,
@@ -847,6 +854,7 @@ class TransactionMachine:
             stopped_reason=stopped_reason,
             id_token=id_token,
             remote_start_id=remote_start_id,
+            reservation_id=reservation_id,
             number_of_phases_used=number_of_phases_used,
             meter_values=meter_values,
         )

@@ -515,6 +515,7 @@ class TransactionEventOut:
     stopped_reason: StoppedReason | None = None
     id_token: IdToken | None = None
     remote_start_id: int | None = None
+    reservation_id: int | None = None  # reported with the authorization that consumed it (H03)
     number_of_phases_used: int | None = None
     meter_values: tuple[MeterValue, ...] = ()
     offline: bool = False

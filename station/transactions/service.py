@@ -42,7 +42,14 @@ from station.errors import (
     RemoteOcppError,
     StoreError,
 )
-from station.store import OutboundQueue, PendingMessage, QueuedMessage, TransactionRepository
+from station.store import (
+    AuthCacheRepository,
+    LocalListRepository,
+    OutboundQueue,
+    PendingMessage,
+    QueuedMessage,
+    TransactionRepository,
+)
 from station.transactions.auth import (
     AuthConfig,
     AuthorizationStatus,
@@ -67,6 +74,11 @@ from station.transactions.events import (
     RemoteStop,
     Tick,
 )
+from station.transactions.local_list import (
+    LocalListUpdate,
+    SendLocalListStatus,
+    plan_local_list_update,
+)
 from station.transactions.machine import TransactionMachine, abort, next_aligned, recover
 from station.transactions.meter import meter_value
 from station.transactions.model import (
@@ -83,6 +95,7 @@ from station.transactions.model import (
     TxConfig,
     UnlockConnector,
 )
+from station.transactions.reservation_service import ReservationService
 
 __all__ = [
     "TRANSACTION_EVENT",
@@ -192,6 +205,9 @@ class TransactionService:
         on_occupied: Callable[[int, int, bool], None] = lambda evse, connector, occupied: None,
         on_transaction_ended: Callable[[int], None] = lambda evse: None,
         on_settled: Callable[[], None] = lambda: None,
+        local_list: LocalListRepository | None = None,
+        auth_cache: AuthCacheRepository | None = None,
+        on_local_list_changed: Callable[[int, int], None] = lambda entries, size_b: None,
     ) -> None:
         self.ports = dict(ports)
         self.csms = csms
@@ -208,6 +224,8 @@ class TransactionService:
         self.started_listeners: list[Callable[[int, str], None]] = []
         self.ended_listeners: list[Callable[[int, str], None]] = []
         self._on_settled = on_settled
+        #: H03: the reservations a new authorization must respect (set by the composition root).
+        self.reservations: ReservationService | None = None
         connectors = connector_ids or {}
         tx_config = settings().tx
         self.machines: dict[int, TransactionMachine] = {
@@ -223,7 +241,19 @@ class TransactionService:
         self._next_sample: dict[int, float] = {}  # EVSE → monotonic time of its next sample
         self._aligned_interval_s = 0.0  # the AlignedDataCtrlr.Interval _next_aligned_at is for
         self._next_aligned_at: datetime | None = None  # the next clock-aligned boundary (J01)
+        # D01/C10: the Local Authorization List and the Authorization Cache, read once from the
+        # store and written through on every change (they survive a restart).
+        self._list_store = local_list
+        self._cache_store = auth_cache
+        self._on_local_list_changed = on_local_list_changed
+        self._local_version = 0
+        self._local_list: dict[tuple[str, str], IdTokenInfo] = {}
         self._cache: dict[tuple[str, str], CacheEntry] = {}
+        if local_list is not None:
+            stored = local_list.load()
+            self._local_version, self._local_list = stored.version, dict(stored.entries)
+        if auth_cache is not None:
+            self._cache = auth_cache.load()
         #: Messages acknowledged by the CSMS since start (for status displays and tests).
         self.delivered = 0
 
@@ -336,7 +366,7 @@ class TransactionService:
             return
         machine = self.machines[evse_id]
         if machine.accepts(Authorized) and machine.authorization is None:
-            self.submit(evse_id, Authorized(token, group_id_token, remote_start_id))
+            self._authorize_session(evse_id, token, group_id_token, remote_start_id)
 
     def remote_stop(self, transaction_id: str) -> bool:
         """RequestStopTransaction (F03): False when no EVSE runs ``transaction_id``."""
@@ -442,7 +472,7 @@ class TransactionService:
         if not machine.accepts(Authorized) or machine.authorization is not None:
             log.info("EVSE %d: token %s authorized too late", evse_id, token.id_token)
             return
-        self.submit(evse_id, Authorized(token, group_id_token=info.group_id_token))
+        self._authorize_session(evse_id, token, info.group_id_token)
 
     async def _authorize(self, evse_id: int, token: IdToken) -> IdTokenInfo | None:
         """C01/C10/C15: the info behind an accepting decision, or None when rejected."""
@@ -454,7 +484,7 @@ class TransactionService:
             evse_id,
             online=online,
             now=now,
-            local_list={},
+            local_list=self._local_list,
             cache=self._cache,
             config=settings.auth,
         )
@@ -468,7 +498,7 @@ class TransactionService:
                     evse_id,
                     online=False,
                     now=now,
-                    local_list={},
+                    local_list=self._local_list,
                     cache=self._cache,
                     config=settings.auth,
                 )
@@ -480,11 +510,90 @@ class TransactionService:
         return decision.info or IdTokenInfo(AuthorizationStatus.ACCEPTED)
 
     def _remember(self, token: IdToken, info: IdTokenInfo, config: AuthConfig) -> None:
+        """C10: the CSMS's idTokenInfo for ``token`` goes into the cache (written through)."""
         entry = cache_entry(info, self.clock.now(), config)
-        if entry is None:
-            self._cache.pop(token_key(token), None)
-        else:
-            self._cache[token_key(token)] = entry
+        key = token_key(token)
+        if entry is None and key not in self._cache:
+            return
+        try:
+            if entry is None:
+                if self._cache_store is not None:
+                    self._cache_store.remove(token)
+                self._cache.pop(key, None)
+            else:
+                if self._cache_store is not None:
+                    self._cache_store.put(token, entry)
+                self._cache[key] = entry
+        except StoreError:
+            log.exception("authorization cache: could not store %s", token.id_token)
+
+    # ------------------------------------------------------- D01/D02/C11 list and cache
+
+    def local_list_size(self) -> tuple[int, int]:
+        """The list's entries and the bytes they take in the store (LocalAuthListCtrlr)."""
+        size_b = 0
+        if self._list_store is not None and self._local_list:
+            size_b = self._list_store.storage_bytes()
+        return len(self._local_list), size_b
+
+    def local_list_version(self) -> int:
+        """D02 GetLocalListVersion: the list's version; 0 when there is none, it is empty or
+        it is disabled (LocalAuthListCtrlr.Enabled false)."""
+        if not self.settings().auth.local_list_enabled or not self._local_list:
+            return 0
+        return self._local_version
+
+    def send_local_list(self, update: LocalListUpdate) -> SendLocalListStatus:
+        """D01 SendLocalList: apply ``update`` (committed before this returns) and say how it
+        went; a store failure leaves the list as it was and answers Failed."""
+        enabled = self.settings().auth.local_list_enabled
+        current = self._local_version if self._local_list else 0
+        change = plan_local_list_update(update, current, enabled=enabled)
+        if change.status is not SendLocalListStatus.ACCEPTED:
+            log.info(
+                "SendLocalList %s version %d: %s (list at version %d)",
+                update.update_type.value,
+                update.version,
+                change.status.value,
+                current,
+            )
+            return change.status
+        entries = {} if change.full else dict(self._local_list)
+        for token in change.removals:
+            entries.pop(token_key(token), None)
+        for token, info in change.upserts:
+            entries[token_key(token)] = info
+        size_b = 0
+        if self._list_store is not None:
+            try:
+                self._list_store.replace(
+                    change.version,
+                    upserts=change.upserts,
+                    removals=change.removals,
+                    full=change.full,
+                )
+                size_b = self._list_store.storage_bytes()
+            except StoreError:
+                log.exception("SendLocalList version %d: could not store the list", update.version)
+                return SendLocalListStatus.FAILED
+        self._local_list, self._local_version = entries, change.version
+        log.info("local authorization list at version %d: %d entries", change.version, len(entries))
+        self._on_local_list_changed(len(entries), size_b)
+        return SendLocalListStatus.ACCEPTED
+
+    def clear_cache(self) -> bool:
+        """C11 ClearCache: False (Rejected) when the cache is disabled or cannot be cleared."""
+        if not self.settings().auth.cache_enabled:
+            return False
+        if self._cache_store is not None:
+            try:
+                self._cache_store.clear()
+            except StoreError:
+                log.exception("ClearCache: could not clear the stored cache")
+                return False
+        self._cache.clear()
+        log.info("authorization cache cleared")
+        return True
 
     async def _remote_start(
         self, evse_id: int, token: IdToken, remote_start_id: int, group: IdToken | None
@@ -500,7 +609,28 @@ class TransactionService:
         if not machine.accepts(Authorized) or machine.authorization is not None:
             log.info("EVSE %d: remote start %d no longer possible", evse_id, remote_start_id)
             return
-        self.submit(evse_id, Authorized(token, group, remote_start_id))
+        self._authorize_session(evse_id, token, group, remote_start_id)
+
+    def _authorize_session(
+        self,
+        evse_id: int,
+        token: IdToken,
+        group: IdToken | None,
+        remote_start_id: int | None = None,
+    ) -> None:
+        """Authorize a session the machine can take now, unless a reservation forbids it (H03:
+        a reserved EVSE is only for the reserved token or group); a reservation it matches is
+        consumed, and its id goes into the TransactionEvent that reports the authorization."""
+        reservation_id: int | None = None
+        if self.reservations is not None:
+            admission = self.reservations.admit(evse_id, token, group)
+            if not admission.allowed:
+                log.info("EVSE %d: token %s refused: EVSE reserved", evse_id, token.id_token)
+                return
+            if admission.reservation is not None:
+                reservation_id = admission.reservation.reservation_id
+                self.reservations.consume(admission.reservation)
+        self.submit(evse_id, Authorized(token, group, remote_start_id, reservation_id))
 
     def _process(self, evse_id: int, event: Event) -> None:
         machine = self.machines.get(evse_id)
