@@ -81,7 +81,7 @@ nearer ceiling and ``reason`` names the binding limit (``SOC_BOUND``, ``LIMITED_
 several limits bind at the same value, the first one in the order of rule 2 is named.
 
 Decisions where OCPP 2.1 is silent (the normative text used is the JSON schema descriptions in
-``ocpp/v21/schemas`` and the Part 2 appendices in ``/work/shared/reference/ocpp/2.1``):
+``ocpp/v21/schemas`` and the Part 2 appendices in the project's shared ``reference/ocpp/2.1``):
 
 * ``setpoint`` under CentralSetpoint is what the mode is for (the schema makes ``limit`` optional
   for it, not ``setpoint``). A period without one is a malformed schedule: hold 0 W rather than
