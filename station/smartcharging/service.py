@@ -17,13 +17,14 @@ ends them with PowerLoss), none is loaded.
 
 Ports (each a ``Protocol`` with an in-process implementation, STYLE.md A2.8):
 
-* :class:`TransactionView`: the running transaction per EVSE (the transactions service plugs
-  its own in; :class:`NoTransactions` and the settable :class:`StaticTransactions` until then).
-* :class:`VehicleView`: the connected vehicle's limits per EVSE (:class:`SimulatedVehicles`,
-  no vehicle unless told otherwise).
+* :class:`TransactionView`: the running transaction per EVSE. The station plugs in an adapter
+  over the transactions service (``app.py``); :class:`NoTransactions` and the settable
+  :class:`StaticTransactions` are the in-process fakes.
+* :class:`VehicleView`: the connected vehicle's limits per EVSE. The station uses its simulated
+  vehicles (``station/sim/vehicle.py``); :class:`SimulatedVehicles` is the stand-alone fake.
 * :class:`GridView`: grid window and limits (:class:`NominalGrid`: in window, no limits).
-* :class:`PowerPort`: where commands go (:class:`SimulatedPowerPort` records the last one per
-  EVSE).
+* :class:`PowerPort`: where commands go. The station's simulated vehicles take them;
+  :class:`SimulatedPowerPort` only records the last one per EVSE.
 
 Electrical parameters for A <-> W (K01.FR.50), documented here because the composite schedule
 depends on them: every EVSE of this station is DC, so ``W = A * V`` with ``V`` the EVSE's
