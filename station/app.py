@@ -301,6 +301,7 @@ class Station:
         # K01/K05: a TxProfile is bound to its transaction when it starts and goes when it ends.
         self.transactions.started_listeners.append(self.smart_charging.transaction_started)
         self.transactions.ended_listeners.append(self.smart_charging.transaction_ended)
+        self.transactions.ended_listeners.append(self.link.transaction_ended)
         self.sim_vehicles.on_change(self._refresh_power)
         self.link.smart_charging = self.smart_charging
         self.link.transactions = self.transactions

@@ -129,6 +129,8 @@ class OcppLink:
         self._reconnect_now = asyncio.Event()
         self._offline_since: float | None = None
         self._stopping = False
+        #: Resets answered Scheduled, waiting for their transactions to end (B11/B12 OnIdle).
+        self.scheduled_resets: list[ResetRequest] = []
         self.connections = 0
         device_model.subscribe(self._variable_changed)
 
@@ -371,6 +373,16 @@ class OcppLink:
             raise ConnectionLostError(f"{type(payload).__name__}: CSMS link not available")
         return await session.call(payload)
 
+    def transaction_ended(self, evse_id: int, transaction_id: str) -> None:
+        """Carry out a Reset OnIdle that was Scheduled once what it waited for is idle (B11/B12)."""
+        busy = self.busy_evses()
+        for request in list(self.scheduled_resets):
+            idle = not busy if request.evse_id is None else request.evse_id not in busy
+            if idle:
+                self.scheduled_resets.remove(request)
+                log.info("transaction %s ended: carrying out the scheduled reset", transaction_id)
+                self.on_reset(request)
+
     def stop(self) -> None:
         """Make :meth:`run` return instead of reconnecting (the caller also cancels it)."""
         self._stopping = True
@@ -552,6 +564,7 @@ class StationSession(
             return
         busy = link.busy_evses()
         if type == "OnIdle" and (bool(busy) if evse_id is None else evse_id in busy):
+            link.scheduled_resets.append(ResetRequest(type, evse_id))  # answered Scheduled
             return
         link.on_reset(ResetRequest(type, evse_id))
 
