@@ -31,7 +31,6 @@ from station.power import EvseRating
 from station.sim.control import ControlServer, endpoint_for
 from station.sim.vehicle import SimFleet, SimVehicle, autostart, register_commands
 from station.smartcharging import (
-    ElectricalParams,
     OcppVersion,
     RateUnit,
     SmartChargingLimits,
@@ -45,6 +44,7 @@ from station.smartcharging.service import (
     SmartChargingService,
     TransactionView,
     VehicleView,
+    dc_electrical,
 )
 from station.store import (
     AuthCacheRepository,
@@ -167,7 +167,7 @@ def build_smart_charging(
             EvseElectrical(
                 e.id,
                 EvseRating(e.max_charge_power_w, e.max_discharge_power_w, e.max_current_a),
-                ElectricalParams(e.max_charge_power_w / e.max_current_a, dc=True),
+                dc_electrical(e.max_charge_power_w, e.max_current_a),
             )
             for e in config.evse
         ),

@@ -26,6 +26,7 @@ from station.smartcharging import (
     TransactionInfo,
     composite_schedule,
 )
+from station.smartcharging.service import dc_electrical
 from station.store import open_database
 from station.store.profiles import ProfileRepository
 from station.store.transactions import TransactionRepository
@@ -50,9 +51,8 @@ class PlotUnavailableError(StationError):
 
 
 def electrical_params(evse: EvseConfig) -> ElectricalParams:
-    """As :func:`station.app.build_smart_charging`: a DC EVSE's nominal voltage is where its
-    power and current ratings meet (``max_charge_power_w / max_current_a``)."""
-    return ElectricalParams(evse.max_charge_power_w / evse.max_current_a, dc=True)
+    """The EVSE's A <-> W parameters, exactly as the running station uses them."""
+    return dc_electrical(evse.max_charge_power_w, evse.max_current_a)
 
 
 def composite_schedules(

@@ -125,6 +125,9 @@ from itertools import pairwise
 
 from station.errors import StationError
 
+# One enum for the operation modes of the whole station: the one the smart-charging model uses.
+from station.smartcharging.model import OperationMode
+
 __all__ = [
     "Curve",
     "EvseRating",
@@ -151,22 +154,6 @@ class PowerValueError(StationError, ValueError):
     Raised at construction, naming the field, so that :func:`compute_command` itself never
     raises. The shell converts protocol values at the edge and must not let these through.
     """
-
-
-class OperationMode(StrEnum):
-    """OCPP 2.1 OperationModeEnumType: what the EVSE does in a schedule period (Q01-Q12).
-
-    The value is the wire spelling. ChargingOnly is the default when a period has none.
-    """
-
-    IDLE = "Idle"
-    CHARGING_ONLY = "ChargingOnly"
-    CENTRAL_SETPOINT = "CentralSetpoint"
-    EXTERNAL_SETPOINT = "ExternalSetpoint"
-    EXTERNAL_LIMITS = "ExternalLimits"
-    CENTRAL_FREQUENCY = "CentralFrequency"
-    LOCAL_FREQUENCY = "LocalFrequency"
-    LOCAL_LOAD_BALANCING = "LocalLoadBalancing"
 
 
 class Reason(StrEnum):

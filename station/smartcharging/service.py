@@ -54,7 +54,6 @@ from station.power import (
     VehicleLimits,
     compute_command,
 )
-from station.power import OperationMode as PowerMode
 from station.smartcharging.composite import (
     CompositeSchedule,
     ElectricalParams,
@@ -95,6 +94,7 @@ __all__ = [
     "StaticTransactions",
     "TransactionView",
     "VehicleView",
+    "dc_electrical",
     "schedule_now",
 ]
 
@@ -130,6 +130,12 @@ class NoTransactions:
 
     def energy_allowed(self, evse_id: int) -> bool:
         return False
+
+
+def dc_electrical(max_charge_power_w: float, max_current_a: float) -> ElectricalParams:
+    """A DC EVSE's electrical parameters for A <-> W (K01.FR.50): its nominal voltage is where
+    its power and current ratings meet (``max_charge_power_w / max_current_a``)."""
+    return ElectricalParams(max_charge_power_w / max_current_a, dc=True)
 
 
 class StaticTransactions:
@@ -601,7 +607,7 @@ def schedule_now(value: PeriodValue) -> ScheduleNow:
         limit_w=None if limit is None else max(limit, 0.0),
         discharge_limit_w=None if discharge is None else min(discharge, 0.0),
         setpoint_w=_total(value.setpoint, value.setpoint_l2, value.setpoint_l3),
-        mode=PowerMode(str(value.operation_mode)),
+        mode=value.operation_mode,
         freq_watt_curve=tuple(
             sorted((p.frequency_hz, p.power_w) for p in value.v2x_freq_watt_curve)
         ),
