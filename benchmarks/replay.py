@@ -19,6 +19,10 @@ How it is measured:
 - Afterwards: the station's queue must be empty, and the CSMS must have received exactly n
   TransactionEvents, in order, with gap-free seqNo 0..n-1, none twice.
 
+- For comparison the same payloads are then sent to a fresh CSMS by a raw WebSocket client that
+  does nothing else (``csms_floor``): the CSMS's own cost per event (the ``ocpp`` library's schema
+  validation and key conversion) bounds the figure, and the difference is the station's cost.
+
 The goal (issue 3) is at least 1,000 events/s. The last line printed is
 ``replay_events_per_s=<figure>``.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import logging
 import platform
 import pstats
@@ -42,9 +47,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import websockets
+
 from benchmarks._common import STATION_ID, config_text
 from station.app import Station
 from station.config import parse_config
+from station.ocpp.tx_convert import transaction_event_payload
 from station.sim.csms import Csms, Frame
 from station.store import PendingMessage
 from station.transactions import (
@@ -64,6 +72,7 @@ from station.transactions import (
 from station.transactions.service import TRANSACTION_EVENT
 
 BATCH = 500
+FLOOR_N = 2000
 TIMEOUT_S = 10.0
 TRANSACTION_ID = "replay-benchmark-0001"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -213,6 +222,31 @@ async def measure(n: int, subprotocol: str, directory: Path) -> tuple[Timing, fl
     return timing, fill_s, version
 
 
+async def csms_floor(n: int, subprotocol: str) -> float:
+    """Events/s of a client that costs nothing against the same CSMS: the same n payloads,
+    pre-encoded, sent one CALL at a time over a raw WebSocket. The station cannot replay
+    faster than this; the difference per event is the station's own cost."""
+    port = free_port()
+    frames = [
+        json.dumps([2, str(k), TRANSACTION_EVENT, transaction_event_payload(event(k, n))])
+        for k in range(n)
+    ]
+    async with (
+        Csms(port=port, subprotocols=(subprotocol,)),
+        websockets.connect(
+            f"ws://127.0.0.1:{port}/ocpp/FLOOR-001",
+            subprotocols=[websockets.Subprotocol(subprotocol)],
+        ) as ws,
+    ):
+        started = time.perf_counter()
+        for frame in frames:
+            await ws.send(frame)
+            reply = json.loads(await ws.recv())
+            if reply[0] != 3:
+                raise BenchmarkError(f"the CSMS refused a raw TransactionEvent: {reply!r}")
+        return n / (time.perf_counter() - started)
+
+
 def check(csms: Csms, n: int) -> None:
     """Exactly n TransactionEvents, in order, seqNo 0..n-1 gap-free, none twice."""
     events = [f.payload for f in csms.received("TransactionEvent", STATION_ID)]
@@ -253,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if profiler is not None:
                 profiler.enable()
             timing, fill_s, version = asyncio.run(measure(args.n, args.subprotocol, Path(tmp)))
+            if profiler is not None:
+                profiler.disable()
+            floor = asyncio.run(csms_floor(min(args.n, FLOOR_N), args.subprotocol))
         except (BenchmarkError, TimeoutError) as exc:
             print(f"replay: FAILED: {exc!r}", file=sys.stderr)
             return 1
@@ -278,6 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{1000 * tx_elapsed / args.n:.3f} ms per event"
     )
     print("  verified: queue empty, n events received in order, seqNo 0..n-1 gap-free, none twice")
+    print(
+        f"  the CSMS alone (raw WebSocket client, same payloads, one CALL in flight): "
+        f"{floor:.0f} events/s, {1000 / floor:.3f} ms per event; the station adds "
+        f"{1000 * tx_elapsed / args.n - 1000 / floor:.3f} ms per event"
+    )
     print(f"replay_events_per_s={rate:.0f}")
     return 0
 

@@ -11,12 +11,19 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station import __version__
 from station.availability import AvailabilityModel, ConnectorStatus
 from station.clock import Clock, SystemClock
-from station.config import Config, ConnectorKind
+from station.config import Config, ConnectorKind, LinkKind
+from station.der import DerControlType
+from station.der.grid import supported_controls
+from station.der.ramp import RampingPowerPort
+from station.der.service import DerGridView, DerService
+from station.inverter.protection import ALARM_CONTROL
+from station.memory import release_free_memory
+from station.ocpp.der_handlers import OcppDerPort
 from station.ocpp.devicemodel import (
     CommDefaults,
     DeviceModel,
@@ -24,12 +31,15 @@ from station.ocpp.devicemodel import (
     StationIdentity,
     standard_definitions,
 )
+from station.ocpp.events import AC_DC_CONVERTER, ELECTRICAL_FEED, OcppEventPort
 from station.ocpp.link import OcppLink, ResetRequest
 from station.ocpp.msglog import MessageLog
+from station.ocpp.sc_notify import OcppSmartChargingNotifier
 from station.ocpp.tx_convert import OcppTransactionPort, service_settings
 from station.power import EvseRating
 from station.sim.control import ControlServer, endpoint_for
-from station.sim.vehicle import SimFleet, SimVehicle, autostart, register_commands
+from station.sim.limits import register_limit_commands
+from station.sim.vehicle import SimFleet, SimPeer, SimVehicle, autostart, register_commands
 from station.smartcharging import (
     OcppVersion,
     RateUnit,
@@ -50,9 +60,12 @@ from station.store import (
     AuthCacheRepository,
     AvailabilityRepository,
     Database,
+    DerControlRepository,
     LocalListRepository,
     OutboundQueue,
     ProfileRepository,
+    QueueThinning,
+    ReservationRepository,
     TransactionRepository,
     VariableRepository,
     open_database,
@@ -60,7 +73,13 @@ from station.store import (
 from station.transactions import Authorized, State
 from station.transactions.reservation_service import ReservationService
 from station.transactions.reservations import EvseView
-from station.transactions.service import TransactionService
+from station.transactions.service import EvsePort, TransactionService
+
+if TYPE_CHECKING:  # pymodbus and python-can load only for a station that has these links
+    from station.chademo_link import ChademoLink
+    from station.inverter.device import FaultReport
+    from station.inverter.supervisor import GridAlarm
+    from station.links import InverterLinks
 
 __all__ = [
     "RunResult",
@@ -72,6 +91,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_SETTLE_S = 1.0
+"""After the connection is up, how long start-up work (first reports, schemas) may take before
+the freed memory is returned (station/memory.py)."""
 
 # ConnectorEnumType: CHAdeMO is "cG105" (JEVS G105), CCS combo 2 is "cCCS2".
 _CONNECTOR_TYPES = {ConnectorKind.CHADEMO: "cG105", ConnectorKind.CCS: "cCCS2"}
@@ -251,22 +274,50 @@ class Station:
         # The simulated world: one vehicle (and meter) per EVSE until the hardware links exist.
         # It is the transactions' EVSE port, and the energy manager's vehicle view and power
         # port (the vehicle follows the PowerCommand); tests and ``station sim`` drive it.
-        self.sim_vehicles = SimFleet(
-            {
-                e.id: SimVehicle(
-                    e.id,
-                    connector_id=e.connector_id,
-                    max_charge_power_w=e.max_charge_power_w,
-                    max_discharge_power_w=e.max_discharge_power_w,
-                    clock=self.clock,
-                )
-                for e in config.evse
-            }
-        )
-        self.power_port = self.sim_vehicles
+        # A CHAdeMO EVSE with an ``[evse.chademo]`` table runs the protocol (issue 5): the
+        # session on a CAN bus, the simulated CHAdeMO vehicle on the same bus, the simulated
+        # hardware (insulation monitor, contactors, lock, emergency stop).
+        self.chademo: dict[int, ChademoLink] = {}
+        peers: dict[int, SimPeer] = {}
+        for e in config.evse:
+            if e.chademo is not None:
+                from station.chademo_link import ChademoLink
+
+                link = ChademoLink(e, self.clock, channel=f"station-{id(self):x}-evse{e.id}")
+                link.on_faulted = self._faulted_callback(e.id, e.connector_id)
+                self.chademo[e.id] = link
+                peers[e.id] = link
+                continue
+            peers[e.id] = SimVehicle(
+                e.id,
+                connector_id=e.connector_id,
+                max_charge_power_w=e.max_charge_power_w,
+                max_discharge_power_w=e.max_discharge_power_w,
+                clock=self.clock,
+            )
+        self.sim_vehicles = SimFleet(peers)
+        self.power_port: PowerPort = self.sim_vehicles
+        evse_ports: dict[int, EvsePort] = dict(self.sim_vehicles)
+        # The inverter (issue 6), when there is one: it follows the sum of the EVSE commands,
+        # its measurements feed the grid protection (the energy manager's grid view below),
+        # and with a single EVSE its energy registers are that EVSE's meter.
+        self.events = OcppEventPort(self.link)
+        self.inverter: InverterLinks | None = None
+        if config.inverter.link is not LinkKind.NONE:
+            from station.links import InverterFollowingPort, InverterLinks, InverterMeteredEvse
+
+            self.inverter = InverterLinks(config, self.clock)
+            supervisor = self.inverter.supervisor
+            supervisor.on_grid_change = self._refresh_power
+            supervisor.on_alarm = self._grid_alarm
+            supervisor.on_fault = self._inverter_fault
+            self.power_port = InverterFollowingPort(self.sim_vehicles, supervisor)
+            if len(config.evse) == 1:
+                evse_id = config.evse[0].id
+                evse_ports[evse_id] = InverterMeteredEvse(evse_ports[evse_id], supervisor)
         # Transactions (issue 3).
         self.transactions = TransactionService(
-            self.sim_vehicles,
+            evse_ports,
             csms=OcppTransactionPort(self.link),
             transactions=TransactionRepository(self.database),
             queue=OutboundQueue(self.database),
@@ -280,7 +331,11 @@ class Station:
             local_list=LocalListRepository(self.database),
             auth_cache=AuthCacheRepository(self.database),
             on_local_list_changed=self._local_list_changed,
+            queue_max_messages=config.storage.queue_max_messages,
+            on_auth_cache_changed=self._auth_cache_changed,
         )
+        self._auth_cache_changed(self.transactions.auth_cache_storage_b())
+        self.transactions.queue_thinned_listeners.append(self._queue_thinned)
         self._local_list_changed(*self.transactions.local_list_size())
         for vehicle in self.sim_vehicles.values():
             vehicle.attach(self.transactions)
@@ -304,6 +359,65 @@ class Station:
         self.transactions.ended_listeners.append(self.link.transaction_ended)
         self.sim_vehicles.on_change(self._refresh_power)
         self.link.smart_charging = self.smart_charging
+        if self.inverter is not None:
+            self.smart_charging.grid = self.inverter.supervisor
+        # DER control (OCPP 2.1 R01-R05): persisted controls; the active LimitMaxDischarge
+        # caps discharge in the energy manager's grid view (percent of the smallest EVSE
+        # discharge rating), and every change of the active controls re-evaluates the power.
+        self.der = DerService(
+            clock=self.clock,
+            store=DerControlRepository(self.database),
+            csms=OcppDerPort(self.link),
+            spawn=self.spawn,
+            supported=supported_controls(
+                self.inverter is not None,
+                frozenset(DerControlType(n) for n in config.inverter.der_controls)
+                if config.inverter.der_controls
+                else None,
+            ),
+        )
+        self.der_grid = DerGridView(
+            self.der,
+            rated_discharge_w=min((e.max_discharge_power_w for e in config.evse), default=0.0),
+            base=self.smart_charging.grid.grid_state,
+            nominal_frequency_hz=(
+                config.grid.nominal_frequency_hz if self.inverter is not None else None
+            ),
+        )
+        self.smart_charging.grid = self.der_grid
+        self.der.listeners.append(self._refresh_power)
+        self.der_grid.listeners.append(self._refresh_power)  # FreqDroop responseTime steps
+        if self.inverter is not None:
+            self.inverter.attach_der(self.der)  # EnterService, the must-trip curves
+        # Gradients: one ramp for each EVSE's command, so the sessions and the inverter's
+        # set-point (their sum) move together.
+        self.ramp = RampingPowerPort(
+            self.power_port,
+            der=self.der,
+            clock=self.clock,
+            ratings_w={
+                e.id: max(e.max_charge_power_w, e.max_discharge_power_w) for e in config.evse
+            },
+        )
+        self.smart_charging.power = self.ramp  # self.power_port: what the ramp passes on
+        self.link.der = self.der
+        # K11-K17, K28/K29: what smart charging tells the CSMS on its own; maxOfflineDuration
+        # follows the link's state; the simulated vehicles at ccs EVSEs report their needs as
+        # an ISO 15118 vehicle does, and CHAdeMO sessions from 0x100-0x102/0x200
+        # (NotifyEVChargingNeeds).
+        self.smart_charging.notifier = OcppSmartChargingNotifier(self.link)
+        self.smart_charging.limit_change_significance_pct = lambda: float(
+            self.device_model.value("SmartChargingCtrlr", "LimitChangeSignificance")
+        )
+        self.link.online_listeners.append(self.smart_charging.set_online)
+        self.sim_vehicles.on_needs(
+            self.smart_charging.ev_charging_needs,
+            frozenset(
+                e.id
+                for e in config.evse
+                if e.connector is ConnectorKind.CCS or e.chademo is not None
+            ),
+        )
         self.link.transactions = self.transactions
         self.link.busy_evses = self.transactions.busy_evses
         # Reservations (H01-H04), in memory: re-evaluated after every request, session change
@@ -318,6 +432,7 @@ class Station:
             ),
             on_reserved=self._connector_reserved,
             spawn=self.spawn,
+            store=ReservationRepository(self.database),
         )
         self.transactions.reservations = self.reservations
         self.link.reservations = self.reservations
@@ -332,6 +447,13 @@ class Station:
             self.control = ControlServer(endpoint_for(config))
             self.control.register("status", lambda _: self.status(), "the station's view as JSON")
             register_commands(self.control, self.sim_vehicles)
+            register_limit_commands(self.control, self.smart_charging)
+            if self.inverter is not None:
+                self.inverter.register_commands(self.control)
+            if self.chademo:
+                from station.chademo_link import register_chademo_commands
+
+                register_chademo_commands(self.control, self.chademo)
 
     def status(self) -> dict[str, Any]:
         """The station's view: the CSMS link, and per EVSE what the services report."""
@@ -347,7 +469,7 @@ class Station:
             for provider in self.status_providers:
                 item.update(provider(evse.id))
             evses.append(item)
-        return {
+        status: dict[str, Any] = {
             "station": self.config.station.id,
             "csms": {
                 "connected": link.connected,
@@ -356,9 +478,12 @@ class Station:
             },
             "evses": evses,
         }
+        if self.inverter is not None:
+            status["inverter"] = self.inverter.status()
+        return status
 
     def _power_status(self, evse_id: int) -> dict[str, Any]:
-        command = self.power_port.last.get(evse_id)
+        command = self.sim_vehicles.last.get(evse_id)
         if command is None:
             return {}
         return {
@@ -388,6 +513,51 @@ class Station:
         self.device_model.set_internal("LocalAuthListCtrlr", "Entries", str(entries))
         self.device_model.set_internal("LocalAuthListCtrlr", "Storage", str(size_b))
 
+    def _auth_cache_changed(self, size_b: int) -> None:
+        """AuthCacheCtrlr.Storage follows the cache (C10)."""
+        self.device_model.set_internal("AuthCacheCtrlr", "Storage", str(size_b))
+
+    def _queue_thinned(self, thinning: QueueThinning) -> None:
+        """Issue 3: a thinned queue is reported to the CSMS as a MemoryExhaustion security
+        event (OCPP 2.0.1 Part 2 appendices, security events: "The Flash or RAM memory of the
+        Charging Station is getting full"), sent once the link is up."""
+        port = self.transactions.csms
+        if isinstance(port, OcppTransactionPort):
+            info = f"TransactionEvent queue at its bound {thinning.limit}: dropped {thinning.count}"
+            self.spawn(port.send_security_event("MemoryExhaustion", info))
+
+    def _grid_alarm(self, alarm: GridAlarm) -> None:
+        """A grid fault began or ended: NotifyDERAlarm over 2.1, NotifyEvent over 2.0.1."""
+        self.spawn(self._send_grid_alarm(alarm))
+
+    async def _send_grid_alarm(self, alarm: GridAlarm) -> None:
+        await OcppTransactionPort(self.link).wait_online()
+        session = self.link.session
+        if session is not None and session.version == "2.1":
+            # LocalEmergency (an impossible measurement) has no trip curve of its own: it is
+            # reported against the power-monitoring trip.
+            control = ALARM_CONTROL.get(alarm.fault, DerControlType.POWER_MONITORING_MUST_TRIP)
+            self.der.alarm(control, alarm.fault, alarm.ended, alarm.reason[:200])
+            return
+        await self.events.problem(
+            ELECTRICAL_FEED,
+            active=not alarm.ended,
+            tech_info=f"{alarm.fault.value}: {alarm.reason}",
+            tech_code=alarm.fault.value,
+        )
+
+    def _inverter_fault(self, report: FaultReport | None) -> None:
+        """The inverter declared a fault (it holds 0 W) or it was cleared: a NotifyEvent."""
+        if report is None:
+            self.spawn(self.events.problem(AC_DC_CONVERTER, active=False, tech_info="cleared"))
+            return
+        info = f"{report.kind.value} at set-point {report.setpoint_w:.0f} W: {report.detail}"
+        self.spawn(
+            self.events.problem(
+                AC_DC_CONVERTER, active=True, tech_info=info, tech_code=report.kind.value
+            )
+        )
+
     def _settled(self) -> None:
         """The transactions are consistent again: power commands and reservations follow."""
         self._refresh_power()
@@ -414,6 +584,15 @@ class Station:
         if self.availability.set_reserved(evse_id, connector_id, reserved):
             self.spawn(self.link.send_statuses([(evse_id, connector_id)]))
 
+    def _faulted_callback(self, evse_id: int, connector_id: int) -> Callable[[bool], None]:
+        """G01: a connector whose session latched a fault is Faulted until it is reset."""
+
+        def faulted(on: bool) -> None:
+            if self.availability.set_faulted(evse_id, connector_id, on):
+                self.spawn(self.link.send_statuses([(evse_id, connector_id)]))
+
+        return faulted
+
     def _connector_occupied(self, evse_id: int, connector_id: int, occupied: bool) -> None:
         """G01: Occupied while a cable is plugged, Available again after."""
         if self.availability.set_occupied(evse_id, connector_id, occupied):
@@ -424,6 +603,12 @@ class Station:
         changed = self.availability.transaction_ended(evse_id)
         if changed:
             self.spawn(self.link.send_statuses(changed))
+
+    async def _settle_memory(self) -> None:
+        """Once the CSMS accepted the station, return start-up's freed heap to the OS."""
+        await OcppTransactionPort(self.link).wait_online()
+        await asyncio.sleep(_SETTLE_S)
+        release_free_memory()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run follow-up work as a supervised task of this run."""
@@ -458,13 +643,23 @@ class Station:
         try:
             if self.control is not None:
                 await self.control.start()
+            if self.inverter is not None:
+                await self.inverter.start()
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self.smart_charging.refresh()  # the first commands: 0 W until told otherwise
+                self.der.refresh()  # DER controls that started or ended while stopped; timer
                 link_task = group.create_task(self.link.run())
                 self.transactions.recover()
                 tx_task = group.create_task(self.transactions.run())
                 reservation_task = group.create_task(self.reservations.run())
+                if self.inverter is not None:
+                    inverter_task = group.create_task(self.inverter.supervisor.run())
+                chademo_tasks = [
+                    group.create_task(link.run(), name=f"chademo-{evse_id}")
+                    for evse_id, link in self.chademo.items()
+                ]
+                self.spawn(self._settle_memory())
                 for evse in self.config.evse:
                     if evse.sim_autostart:
                         vehicle = self.sim_vehicles[evse.id]
@@ -475,15 +670,24 @@ class Station:
                 link_task.cancel()
                 tx_task.cancel()
                 reservation_task.cancel()
+                if self.inverter is not None:
+                    inverter_task.cancel()
+                for task in chademo_tasks:
+                    task.cancel()
                 for task in list(self._tasks):
                     task.cancel()
         finally:
             stopper.cancel()
             self.smart_charging.cancel_timer()
+            self.der.cancel_timer()
+            self.ramp.cancel_timer()
+            self.der_grid.cancel_timer()
             self.sim_vehicles.close()
             self._group = None
             if self.control is not None:
                 await self.control.stop()
+            if self.inverter is not None:
+                await self.inverter.stop()
             self.close()
         reset = self._reset.result() if self._reset.done() else None
         return RunResult(reset)

@@ -215,9 +215,19 @@ def _demo_config(directory: Path, csms_url: str, subprotocol: str) -> Config:
         [[evse]]
         id = 1
         connector = "chademo"
+        [evse.chademo]
         [[evse]]
         id = 2
         connector = "ccs"
+        [inverter]
+        link = "simulated"
+        poll_interval_s = 0.02
+        fault_retry_s = 5
+        [grid]
+        nominal_voltage_v = 400
+        nominal_frequency_hz = 50
+        enter_service_delay_s = 2
+        enter_service_ramp_s = 0
         """
     )
     return parse_config(text, source="<demo>", base_dir=directory)
@@ -350,7 +360,8 @@ async def _demo_v2g(csms: object, config: Config, ocpp: str) -> None:
             print(f"   sim: {response.get('error')}", flush=True)
 
     await sim(
-        "the vehicle: a V2X car plugs into EVSE 1 at 60 % (station sim plug 1 --soc 60 --v2x)",
+        "the vehicle: a V2X CHAdeMO car plugs into EVSE 1 at 60 % "
+        "(station sim plug 1 --soc 60 --v2x)",
         {"cmd": "plug", "evse": 1, "soc_pct": 60, "v2x": True},
     )
     await asyncio.sleep(0.5)
@@ -363,7 +374,7 @@ async def _demo_v2g(csms: object, config: Config, ocpp: str) -> None:
         include_past=True,
     )
     await asyncio.sleep(0.5)
-    charge_s = 5
+    charge_s = 3
     kind = "CentralSetpoint -5 kW" if ocpp == "2.1" else "a negative limit of -5 kW"
     print(
         f"\n-- operator: a profile for EVSE 1: charge 11 kW for {charge_s} s, then discharge "
@@ -371,22 +382,71 @@ async def _demo_v2g(csms: object, config: Config, ocpp: str) -> None:
         flush=True,
     )
     await csms.call(station_id, "SetChargingProfile", _demo_profile(ocpp, charge_s))
-    for _ in range(7):
-        await asyncio.sleep(1.5)
-        status = await request(endpoint, {"cmd": "status"})
-        evse = status["evses"][0]
-        print(
-            f"   EVSE 1: command {evse.get('power_command_w', 0):+.0f} W, measured "
-            f"{evse.get('measured_power_w', 0):+.0f} W ({evse.get('operation_mode')}), "
-            f"SoC {evse.get('soc_pct', 0):.3f} %, imported {evse.get('energy_import_wh', 0):.1f} "
-            f"Wh, exported {evse.get('energy_export_wh', 0):.1f} Wh",
-            flush=True,
-        )
+
+    async def show(times: int) -> None:
+        for _ in range(times):
+            await asyncio.sleep(1.0)
+            status = await request(endpoint, {"cmd": "status"})
+            evse = status["evses"][0]
+            inverter = status.get("inverter") or {}
+            print(
+                f"   EVSE 1 ({(evse.get('chademo') or {}).get('state', '-')}): command "
+                f"{evse.get('power_command_w', 0):+.0f} W ({evse.get('power_reason')}), DC "
+                f"{evse.get('measured_power_w', 0):+.0f} W, SoC {evse.get('soc_pct') or 0:.2f} %, "
+                f"in {evse.get('energy_import_wh', 0):.1f} Wh, out "
+                f"{evse.get('energy_export_wh', 0):.1f} Wh | inverter set-point "
+                f"{inverter.get('setpoint_w') or 0:+.0f} W, grid {inverter.get('grid')} "
+                f"{inverter.get('frequency_hz') or 0:.2f} Hz",
+                flush=True,
+            )
+
+    await show(5)
+    await sim(
+        "the grid: frequency sags to 48 Hz (station sim grid --frequency 48): outside the normal "
+        "window, so discharge stops at once (riding through: no trip yet)",
+        {"cmd": "grid", "frequency_hz": 48.0},
+    )
+    await show(1)
+    await sim(
+        "the grid: frequency falls to 45 Hz (station sim grid --frequency 45): the station "
+        "trips, 0 W both ways, NotifyDERAlarm (2.1) / NotifyEvent (2.0.1)",
+        {"cmd": "grid", "frequency_hz": 45.0},
+    )
+    await show(1)
+    await sim(
+        "the grid recovers (station sim grid --frequency 50): service resumes once the "
+        "enter-service window has held for its delay (2 s here, 300 s by default)",
+        {"cmd": "grid", "frequency_hz": 50.0},
+    )
+    await show(3)
     await sim("the driver unplugs (station sim unplug 1)", {"cmd": "unplug", "evse": 1})
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(3)
 
 
 # ----------------------------------------------------------------------------------- sim
+
+
+# Attributes of the parsed ``station sim`` arguments that travel as request fields, by name.
+_SIM_ARGS = (
+    "evse",
+    "id",
+    "type",
+    "soc_pct",
+    "capacity_kwh",
+    "v2x",
+    "max_discharge_w",
+    "kind",
+    "result",
+    "frequency_hz",
+    "voltage_v",
+    "ramp_s",
+    "power_w",
+    "source",
+    "discharge_limit_w",
+    "grid_critical",
+    "setpoint_w",
+    "limit_w",
+)
 
 
 def _sim_request(args: argparse.Namespace) -> dict[str, object]:
@@ -400,7 +460,7 @@ def _sim_request(args: argparse.Namespace) -> dict[str, object]:
         return payload
     name = args.sim_command.replace("-", "_")  # ev-stop on the command line, ev_stop on the wire
     payload = {"cmd": name}
-    for key in ("evse", "id", "type", "soc_pct", "capacity_kwh", "v2x", "max_discharge_w"):
+    for key in _SIM_ARGS:
         value = getattr(args, key, None)
         if value is not None:
             payload[key] = value
@@ -540,6 +600,88 @@ def _add_vehicle_commands(sim_commands: Any) -> None:
     )
 
 
+def _add_world_commands(sim_commands: Any) -> None:
+    """``station sim ev-fault|estop|estop-release|insulation|grid|inverter-fault``.
+
+    The JSON commands ev_fault, estop, estop_release, insulation, grid, inverter_fault; the
+    station answers ``ok: false`` for a command whose simulated peer it does not run.
+    """
+
+    def add(name: str, text: str, *, evse: bool) -> Any:
+        sub = sim_commands.add_parser(name, help=text)
+        if evse:
+            sub.add_argument("evse", type=int, metavar="EVSE", help="the EVSE id")
+        sub.add_argument("--config", required=True, help="the station's TOML configuration file")
+        sub.set_defaults(func=_cmd_sim)
+        return sub
+
+    ev_fault = add("ev-fault", "the CHAdeMO vehicle at EVSE faults", evse=True)
+    ev_fault.add_argument(
+        "kind",
+        metavar="KIND",
+        help="stop-request, overvoltage, undervoltage, current-deviation, high-temperature, "
+        "voltage-deviation, system-fault, silence, incompatible-voltage, shift-lever, clear",
+    )
+    add("estop", "press the EVSE's emergency stop", evse=True)
+    add("estop-release", "release the EVSE's emergency stop", evse=True)
+    insulation = add("insulation", "the result of the EVSE's next insulation test", evse=True)
+    insulation.add_argument("result", choices=("pass", "fail"), help="pass or fail")
+    grid = add("grid", "step or ramp the simulated grid seen by the inverter", evse=False)
+    grid.add_argument("--frequency", dest="frequency_hz", type=float, metavar="HZ")
+    grid.add_argument("--voltage", dest="voltage_v", type=float, metavar="V")
+    grid.add_argument(
+        "--ramp-s", type=float, metavar="S", help="reach the values over S seconds (default: step)"
+    )
+    inverter_fault = add("inverter-fault", "make the simulated inverter misbehave", evse=False)
+    inverter_fault.add_argument(
+        "kind", metavar="KIND", help="no-answer, refuse-write, wrong-readback, clear"
+    )
+
+
+def _add_limit_commands(sim_commands: Any) -> None:
+    """``station sim limit|limit-clear``: an external system's charging limit (K11-K13).
+
+    The JSON commands limit and limit_clear; EVSE 0 is the whole station.
+    """
+    limit = sim_commands.add_parser(
+        "limit", help="an external system (EMS, SO, ...) limits charging on an EVSE or (0) all"
+    )
+    clear = sim_commands.add_parser("limit-clear", help="the external system releases its limit")
+    for sub in (limit, clear):
+        sub.add_argument("evse", type=int, metavar="EVSE", help="the EVSE id, 0: the station")
+        sub.add_argument("--config", required=True, help="the station's TOML configuration file")
+        sub.add_argument("--source", help="EMS (default), Other, SO or CSO")
+        sub.set_defaults(func=_cmd_sim)
+    limit.add_argument(
+        "--power-w", type=float, required=True, metavar="W", help="the limit, >= 0 (0: no power)"
+    )
+    limit.add_argument(
+        "--discharge-limit-w", type=float, metavar="W", help="a discharge limit, <= 0"
+    )
+    limit.add_argument(
+        "--grid-critical", action="store_true", default=None, help="the limit is grid critical"
+    )
+    # The site controller's port for operationMode ExternalSetpoint / ExternalLimits.
+    external = sim_commands.add_parser(
+        "external",
+        help="the site controller's set-point and limits (ExternalSetpoint / ExternalLimits)",
+    )
+    external_clear = sim_commands.add_parser(
+        "external-clear", help="the site controller withdraws its set-point and limits"
+    )
+    for sub in (external, external_clear):
+        sub.add_argument("evse", type=int, metavar="EVSE", help="the EVSE id, 0: every EVSE")
+        sub.add_argument("--config", required=True, help="the station's TOML configuration file")
+        sub.set_defaults(func=_cmd_sim)
+    external.add_argument(
+        "--setpoint-w", type=float, metavar="W", help="the set-point: + charge, - discharge"
+    )
+    external.add_argument("--limit-w", type=float, metavar="W", help="a charge limit, >= 0")
+    external.add_argument(
+        "--discharge-limit-w", type=float, metavar="W", help="a discharge limit, <= 0"
+    )
+
+
 def _utc_time(text: str) -> datetime:
     """An ISO 8601 instant for argparse; a time without a zone is read as UTC."""
     try:
@@ -618,6 +760,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", required=True, help="the station's TOML configuration file")
         sub.set_defaults(func=_cmd_sim)
     _add_vehicle_commands(sim_commands)
+    _add_world_commands(sim_commands)
+    _add_limit_commands(sim_commands)
     send = sim_commands.add_parser("send", help="send one raw JSON request line")
     send.add_argument("json", help='a request object, e.g. \'{"cmd": "status"}\'')
     send.add_argument("--config", required=True, help="the station's TOML configuration file")

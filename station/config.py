@@ -24,10 +24,13 @@ from urllib.parse import urlsplit
 from station.errors import ConfigError
 
 __all__ = [
+    "ChademoConfig",
     "Config",
     "ConnectorKind",
     "CsmsConfig",
     "EvseConfig",
+    "GridConfig",
+    "GridTripConfig",
     "InverterConfig",
     "LinkKind",
     "SimConfig",
@@ -46,10 +49,12 @@ class ConnectorKind(StrEnum):
 
 
 class LinkKind(StrEnum):
-    """Whether a hardware link talks to real hardware or to the built-in simulator."""
+    """Whether a hardware link talks to real hardware, to the built-in simulator, or (the
+    inverter only) is not there."""
 
     SIMULATED = "simulated"
     HARDWARE = "hardware"
+    NONE = "none"
 
 
 Subprotocol = Literal["ocpp2.1", "ocpp2.0.1"]
@@ -161,6 +166,9 @@ class StorageConfig:
     database: Path
     message_log: bool = True
     message_log_file: Path | None = None
+    #: The bound of the offline TransactionEvent queue: beyond it the oldest meter-value-only
+    #: Updated events are thinned (never Started or Ended).
+    queue_max_messages: int = 20_000
 
     @property
     def message_log_path(self) -> Path:
@@ -172,6 +180,47 @@ class StorageConfig:
     def check(self, where: _Where) -> None:
         if str(self.database) != ":memory:" and self.database.is_dir():
             raise where.error("database", f"is a directory: {self.database}")
+        if self.queue_max_messages < 100:
+            raise where.error("queue_max_messages", "must be at least 100")
+
+
+@dataclass(frozen=True, slots=True)
+class ChademoConfig:
+    """``[evse.chademo]``: run the CHAdeMO protocol on this EVSE (python-can).
+
+    With ``vehicle = "simulated"`` the simulated CHAdeMO vehicle speaks on the same bus (the
+    ``virtual`` interface works inside one process only).
+    """
+
+    can_interface: str = "virtual"
+    can_channel: str = ""
+    can_bitrate: int = 500_000
+    vehicle_timeout_s: float = 1.0
+    handshake_timeout_s: float = 20.0
+    insulation_timeout_s: float = 10.0
+    stop_timeout_s: float = 10.0
+    quirk_inverted_200: bool = False
+    local_token: str = ""
+
+    def check(self, where: _Where) -> None:
+        if not self.can_interface:
+            raise where.error("can_interface", "must not be empty")
+        if self.can_interface != "virtual" and not self.can_channel:
+            raise where.error(
+                "can_channel", f'is required with can_interface "{self.can_interface}"'
+            )
+        if not 10_000 <= self.can_bitrate <= 1_000_000:
+            raise where.error("can_bitrate", "must be between 10000 and 1000000")
+        for name in (
+            "vehicle_timeout_s",
+            "handshake_timeout_s",
+            "insulation_timeout_s",
+            "stop_timeout_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise where.error(name, "must be greater than 0")
+        if len(self.local_token) > 36:
+            raise where.error("local_token", "must be at most 36 characters (IdToken)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +239,13 @@ class EvseConfig:
     #: The simulated vehicle plugs in and presents a token by itself once the CSMS accepted the
     #: station (for demos and the crash test); it charges until unplugged or stopped.
     sim_autostart: bool = False
+    #: ``[evse.chademo]``: the EVSE runs the CHAdeMO protocol over CAN (connector "chademo"
+    #: only). Without it the simulated vehicle is driven directly, with no protocol.
+    chademo: ChademoConfig | None = None
 
     def check(self, where: _Where) -> None:
+        if self.chademo is not None and self.connector is not ConnectorKind.CHADEMO:
+            raise where.error("chademo", 'is only for connector = "chademo"')
         if self.id < 1:
             raise where.error("id", "must be 1 or more (EVSE 0 is the whole station)")
         if self.connector_id < 1:
@@ -205,17 +259,155 @@ class EvseConfig:
             raise where.error("min_voltage_v", "must be below max_voltage_v")
         if self.vehicle is LinkKind.HARDWARE:
             raise where.error("vehicle", "hardware vehicle links are not available yet")
+        if self.vehicle is LinkKind.NONE:
+            raise where.error("vehicle", 'must be "simulated" or "hardware"')
 
 
 @dataclass(frozen=True, slots=True)
 class InverterConfig:
-    """``[inverter]``: the bidirectional converter."""
+    """``[inverter]``: the bidirectional AC/DC converter, over Modbus (SunSpec or a vendor map)."""
 
-    link: LinkKind = LinkKind.SIMULATED
+    link: LinkKind = LinkKind.NONE
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = 502
+    serial_device: str = ""
+    baudrate: int = 19200
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = 1
+    device_id: int = 1
+    timeout_s: float = 1.0
+    register_map: Path | None = None
+    poll_interval_s: float = 0.05
+    heartbeat_interval_s: float = 1.0
+    reversion_timeout_s: int = 10
+    write_retries: int = 2
+    tolerance_w: float = 100.0
+    tolerance_pct: float = 5.0
+    settle_timeout_s: float = 5.0
+    fault_retry_s: float = 60.0
+    der_controls: tuple[str, ...] = ()
+    sim_legacy: bool = False
+    sim_base_address: int = 40000
+    sim_time_constant_s: float = 0.2
 
     def check(self, where: _Where) -> None:
-        if self.link is LinkKind.HARDWARE:
-            raise where.error("link", "hardware inverter links are not available yet")
+        if self.link is LinkKind.HARDWARE and self.transport == "rtu" and not self.serial_device:
+            raise where.error("serial_device", 'is required with transport = "rtu"')
+        if not 0 < self.port <= 65535:
+            raise where.error("port", "must be between 1 and 65535")
+        if not 0 <= self.device_id <= 247:
+            raise where.error("device_id", "must be between 0 and 247")
+        if self.stopbits not in (1, 2):
+            raise where.error("stopbits", "must be 1 or 2")
+        for name in ("timeout_s", "poll_interval_s", "heartbeat_interval_s", "settle_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise where.error(name, "must be greater than 0")
+        if not 0 <= self.reversion_timeout_s <= 65535:
+            raise where.error("reversion_timeout_s", "must be between 0 (off) and 65535")
+        if self.reversion_timeout_s and self.reversion_timeout_s <= self.heartbeat_interval_s:
+            raise where.error("reversion_timeout_s", "must be longer than heartbeat_interval_s")
+        for name in ("write_retries", "tolerance_w", "tolerance_pct", "fault_retry_s"):
+            if getattr(self, name) < 0:
+                raise where.error(name, "must be 0 or more")
+        if self.sim_base_address not in (0, 40000, 50000):
+            raise where.error("sim_base_address", "must be 0, 40000 or 50000")
+        if self.sim_time_constant_s < 0:
+            raise where.error("sim_time_constant_s", "must be 0 or more")
+        if self.register_map is not None:
+            from station.inverter.vendor import RegisterMapError, load_register_map
+
+            try:
+                load_register_map(self.register_map)
+            except RegisterMapError as exc:
+                raise where.error("register_map", str(exc)) from None
+        if self.der_controls:
+            from station.der.grid import CONTROLS_WITH_INVERTER
+
+            known = sorted(t.value for t in CONTROLS_WITH_INVERTER)
+            for index, name in enumerate(self.der_controls):
+                if name not in known:
+                    raise where.error(
+                        f"der_controls[{index}]",
+                        f"{name!r} is not a DER control this station carries out "
+                        f"({', '.join(known)})",
+                    )
+
+
+class TripKindName(StrEnum):
+    """What a ``[[grid.trip]]`` point watches (IEEE 1547-2018 cl. 6.4.1, 6.5.1)."""
+
+    OVER_VOLTAGE = "OverVoltage"
+    UNDER_VOLTAGE = "UnderVoltage"
+    OVER_FREQUENCY = "OverFrequency"
+    UNDER_FREQUENCY = "UnderFrequency"
+
+
+@dataclass(frozen=True, slots=True)
+class GridTripConfig:
+    """``[[grid.trip]]``: one must-trip point added to (or, with ``defaults = "none"``, instead
+    of) the IEEE 1547-2018 Category II defaults."""
+
+    kind: TripKindName
+    threshold: float
+    clearing_time_s: float
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GridConfig:
+    """``[grid]``: the grid protection evaluated on every inverter measurement."""
+
+    nominal_voltage_v: float = 240.0
+    nominal_frequency_hz: float = 60.0
+    defaults: Literal["ieee1547-2018-cat-ii", "none"] = "ieee1547-2018-cat-ii"
+    trip: tuple[GridTripConfig, ...] = ()
+    enter_service_voltage_pu: tuple[float, ...] = (0.917, 1.05)
+    enter_service_frequency_hz: tuple[float, ...] = ()
+    enter_service_delay_s: float = 300.0
+    enter_service_ramp_s: float = 300.0
+    observation_period_s: float = 0.0
+
+    def check(self, where: _Where) -> None:
+        for name in ("enter_service_voltage_pu", "enter_service_frequency_hz"):
+            value = getattr(self, name)
+            if value and len(value) != 2:
+                raise where.error(name, "must be a list of two numbers [low, high]")
+        try:
+            self.protection_settings()
+        except ValueError as exc:  # ProtectionSettingsError
+            raise where.error("", str(exc)) from None
+
+    def protection_settings(self) -> Any:
+        """The :class:`station.inverter.protection.ProtectionSettings` these keys describe.
+
+        The enter-service frequency window defaults to IEEE 1547-2018 Table 4 (59.5-60.1 Hz at
+        60 Hz), shifted by the same offsets for another nominal frequency.
+        """
+        from dataclasses import replace
+
+        from station.inverter.protection import TripKind, TripPoint, category_ii_settings
+
+        base = category_ii_settings(
+            self.nominal_voltage_v,
+            self.nominal_frequency_hz,
+            enter_service_delay_s=self.enter_service_delay_s,
+            enter_service_ramp_s=self.enter_service_ramp_s,
+            observation_period_s=self.observation_period_s,
+        )
+        extra = tuple(
+            TripPoint(TripKind(t.kind.value), t.threshold, t.clearing_time_s, t.name)
+            for t in self.trip
+        )
+        points = (base.trip_points if self.defaults != "none" else ()) + extra
+        enter = base.enter_service
+        if self.enter_service_voltage_pu:
+            low, high = self.enter_service_voltage_pu
+            enter = replace(enter, low_voltage_pu=low, high_voltage_pu=high)
+        if self.enter_service_frequency_hz:
+            low, high = self.enter_service_frequency_hz
+            enter = replace(enter, low_frequency_hz=low, high_frequency_hz=high)
+        return replace(base, trip_points=points, enter_service=enter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +431,7 @@ class Config:
     storage: StorageConfig
     evse: tuple[EvseConfig, ...]
     inverter: InverterConfig = field(default_factory=InverterConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     source: str = "<config>"
 

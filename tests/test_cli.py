@@ -142,7 +142,7 @@ async def test_run_boots_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 @pytest.mark.parametrize("ocpp", ["2.1", "2.0.1"])
 def test_demo_runs_for_a_duration_and_shows_both_directions(tmp_path: Path, ocpp: str) -> None:
     result = subprocess.run(
-        [*STATION, "demo", "--duration", "20", "--dir", str(tmp_path), "--ocpp", ocpp],
+        [*STATION, "demo", "--duration", "28", "--dir", str(tmp_path), "--ocpp", ocpp],
         capture_output=True,
         text=True,
         timeout=90,
@@ -152,9 +152,18 @@ def test_demo_runs_for_a_duration_and_shows_both_directions(tmp_path: Path, ocpp
     out = result.stdout
     assert "BootNotification" in out
     assert "NotifyReport" in out  # the tour asked for a report and it arrived
-    # The power command followed the profile: first charging, then discharging.
-    assert "EVSE 1: command +11000 W" in out
-    assert "EVSE 1: command -5000 W, measured -5000 W" in out
+    # The power command followed the profile: first charging, then discharging, through the
+    # CHAdeMO session (whole amperes: the DC power is a little below the command).
+    assert "EVSE 1 (Charging): command +11000 W" in out
+    assert "EVSE 1 (Discharging): command -5000 W" in out
+    assert ", DC -4" in out  # measured at the DC output, out of the vehicle
+    assert "inverter set-point -5000 W" in out  # the inverter follows the command
+    # The grid excursion: the station trips (0 W), then enters service again and discharges.
+    assert "(GridTrip), DC +0 W" in out
+    trip = out.index("grid OutOfService")
+    assert "grid InService" in out[trip:]
+    alarm = "NotifyDERAlarm" if ocpp == "2.1" else "NotifyEvent"
+    assert f'"{alarm}"' in out
     assert '"eventType":"Ended"' in out
     assert "summary:" in out
     assert "Traceback" not in result.stderr

@@ -40,7 +40,8 @@ def test_minimal_file_has_the_documented_defaults(tmp_path: Path) -> None:
     assert evse.connector is ConnectorKind.CHADEMO
     assert (evse.max_charge_power_w, evse.max_discharge_power_w) == (20_000.0, 10_000.0)
     assert evse.vehicle is LinkKind.SIMULATED
-    assert config.inverter.link is LinkKind.SIMULATED
+    assert config.inverter.link is LinkKind.NONE  # no inverter unless configured
+    assert evse.chademo is None  # the protocol-less simulated vehicle unless configured
     assert config.any_simulated
 
 
@@ -51,9 +52,30 @@ def test_the_shipped_example_is_valid_and_complete() -> None:
     # Every key of every section appears in the example (commented or not).
     from dataclasses import fields
 
-    from station.config import CsmsConfig, EvseConfig, SimConfig, StationConfig, StorageConfig
+    from station.config import (
+        ChademoConfig,
+        CsmsConfig,
+        EvseConfig,
+        GridConfig,
+        GridTripConfig,
+        InverterConfig,
+        SimConfig,
+        StationConfig,
+        StorageConfig,
+    )
 
-    for section in (StationConfig, CsmsConfig, StorageConfig, EvseConfig, SimConfig):
+    sections = (
+        StationConfig,
+        CsmsConfig,
+        StorageConfig,
+        EvseConfig,
+        ChademoConfig,
+        InverterConfig,
+        GridConfig,
+        GridTripConfig,
+        SimConfig,
+    )
+    for section in sections:
         for f in fields(section):
             assert f"{f.name} =" in text, f"{section.__name__}.{f.name} missing from the example"
 
@@ -62,8 +84,11 @@ def test_every_key_is_documented_in_the_readme() -> None:
     from dataclasses import fields
 
     from station.config import (
+        ChademoConfig,
         CsmsConfig,
         EvseConfig,
+        GridConfig,
+        GridTripConfig,
         InverterConfig,
         SimConfig,
         StationConfig,
@@ -76,7 +101,10 @@ def test_every_key_is_documented_in_the_readme() -> None:
         CsmsConfig,
         StorageConfig,
         EvseConfig,
+        ChademoConfig,
         InverterConfig,
+        GridConfig,
+        GridTripConfig,
         SimConfig,
     ):
         for f in fields(section):

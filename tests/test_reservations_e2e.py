@@ -126,3 +126,35 @@ async def test_inoperative_evse_and_unspecified_evse(bench: Start) -> None:
 
     await set_variables(csms, variable("ReservationCtrlr", "Enabled", value="false"))
     assert (await request(csms, "ReserveNow", reserve_now(33, 2)))["status"] == "Rejected"
+
+
+async def test_a_reservation_survives_a_restart(bench: Start) -> None:
+    """H01 + the store: a reservation is on disk before ReserveNow is answered; after a restart
+    on the same database the EVSE is Reserved again, a stranger is still refused there (H03),
+    and the reservation expires at its expiryDateTime (H04)."""
+    b = await bench(accepted_tokens={HOLDER, STRANGER})
+    csms = b.csms
+    since = len(csms.frames)
+    reservation = reserve_now(41, 1, expires_in_s=4)
+    expires_at = datetime.fromisoformat(reservation["expiryDateTime"].replace("Z", "+00:00"))
+    assert (await request(csms, "ReserveNow", reservation))["status"] == "Accepted"
+    await wait_status(csms, "Reserved", 1, since)
+
+    await b.shutdown()
+    since = len(csms.frames)
+    station = b.start()
+    await calls(csms, "BootNotification", since=since)
+    await wait_status(csms, "Reserved", 1, since)
+    held = station.reservations.book.get(41)
+    assert held is not None and held.expires_at == expires_at
+    stranger = {"idToken": {"idToken": STRANGER, "type": "Central"}, "remoteStartId": 7}
+    refused = await request(csms, "RequestStartTransaction", {**stranger, "evseId": 1})
+    assert refused["status"] == "Rejected"
+
+    (update,) = await calls(csms, "ReservationStatusUpdate", since=since, timeout_s=10)
+    assert update.payload == {"reservationId": 41, "reservationUpdateStatus": "Expired"}
+    assert datetime.now(UTC) >= expires_at
+    await wait_status(csms, "Available", 1, since)
+    assert station.reservations.book.get(41) is None
+    accepted = await request(csms, "RequestStartTransaction", {**stranger, "evseId": 1})
+    assert accepted["status"] == "Accepted"

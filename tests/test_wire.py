@@ -109,12 +109,21 @@ CASES: dict[str, Case] = {
     ),
     "unsupported-GetLog": Case(_call("s2", "GetLog", {}), "s2", NOT_SUPPORTED),
     "station-initiated-action": Case(_call("s3", "BootNotification", {}), "s3", NOT_SUPPORTED),
-    "v21-SetDERControl-on-21": Case(
-        _call("s4", "SetDERControl", {}), "s4", NOT_SUPPORTED, ("2.1",)
+    "v21-SetDefaultTariff-on-21": Case(
+        _call("s4", "SetDefaultTariff", {}), "s4", NOT_SUPPORTED, ("2.1",)
     ),
-    "v21-AFRRSignal-on-21": Case(_call("s5", "AFRRSignal", {}), "s5", NOT_SUPPORTED, ("2.1",)),
+    # A handled 2.1-only action: known and supported, so the schema is checked.
+    "v21-SetDERControl-on-21": Case(_call("s9", "SetDERControl", {}), "s9", OCCURRENCE, ("2.1",)),
+    "v21-UsePriorityCharging-on-21": Case(
+        _call("s5", "UsePriorityCharging", {}), "s5", NOT_SUPPORTED, ("2.1",)
+    ),
+    # AFRRSignal is handled (CentralFrequency): its schema is checked on 2.1.
+    "v21-AFRRSignal-on-21": Case(_call("s11", "AFRRSignal", {}), "s11", OCCURRENCE, ("2.1",)),
     "v21-SetDERControl-on-201": Case(
         _call("s6", "SetDERControl", {}), "s6", NOT_IMPLEMENTED, ("2.0.1",)
+    ),
+    "v21-SetDefaultTariff-on-201": Case(
+        _call("s10", "SetDefaultTariff", {}), "s10", NOT_IMPLEMENTED, ("2.0.1",)
     ),
     "v21-AFRRSignal-on-201": Case(_call("s7", "AFRRSignal", {}), "s7", NOT_IMPLEMENTED, ("2.0.1",)),
     # A SEND's action as a CALL: on 2.1 it is a SEND message, not a CALL (§4.2.4).
@@ -343,7 +352,7 @@ def test_handled_actions_are_known_to_both_versions() -> None:
     handled = _handled_actions()
     assert "GetVariables" in handled
     assert handled <= set(_v21_call_actions())
-    assert {"SetDERControl", "AFRRSignal", "SetNetworkProfile", "GetLog"}.isdisjoint(handled)
+    assert {"SetDefaultTariff", "SetNetworkProfile", "GetLog"}.isdisjoint(handled)
 
 
 async def test_every_unhandled_v21_action_gets_not_supported(

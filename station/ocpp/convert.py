@@ -28,6 +28,7 @@ Conventions applied here, once (DESIGN.md):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -35,12 +36,14 @@ from typing import Any
 from station.clock import format_ocpp_time, parse_ocpp_time
 from station.errors import StationError
 from station.smartcharging import (
+    ChargingNeeds,
     ChargingProfile,
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingSchedule,
     ClearCriteria,
     CompositeSchedule,
+    EnergyTransferMode,
     FreqWattPoint,
     LimitAtSoc,
     OcppVersion,
@@ -50,6 +53,7 @@ from station.smartcharging import (
     RateUnit,
     RecurrencyKind,
     SchedulePeriod,
+    ScheduleUpdate,
     SignalWattPoint,
     SmartChargingValueError,
     to_legacy_limit,
@@ -57,11 +61,16 @@ from station.smartcharging import (
 
 __all__ = [
     "ConvertError",
+    "afrr_signal_from_ocpp",
     "clear_criteria_from_ocpp",
     "composite_to_ocpp",
+    "energy_modes_from_ocpp",
+    "needs_to_ocpp",
     "profile_criteria_from_ocpp",
     "profile_from_ocpp",
     "profile_to_ocpp",
+    "schedule_to_ocpp",
+    "schedule_update_from_ocpp",
 ]
 
 _PRICE_KEYS = ("sales_tariff", "absolute_price_schedule", "price_level_schedule")
@@ -412,3 +421,159 @@ def composite_to_ocpp(
             for p in schedule.periods
         ],
     }
+
+
+# --- schedules the station reports (NotifyChargingLimit, NotifyEVChargingSchedule) -------------
+
+
+def schedule_to_ocpp(schedule: ChargingSchedule, version: OcppVersion | str) -> dict[str, Any]:
+    """A domain schedule as a ``ChargingScheduleType`` (snake_case keys) of ``version``."""
+    return _schedule_to_ocpp(schedule, OcppVersion(version))
+
+
+# --- dynamic profiles (2.1 UpdateDynamicSchedule, PullDynamicScheduleUpdate) -------------------
+
+
+def schedule_update_from_ocpp(data: Mapping[str, Any]) -> ScheduleUpdate:
+    """A ``ChargingScheduleUpdateType`` (snake_case keys) as a :class:`ScheduleUpdate`.
+
+    Raises:
+        ConvertError: a value that is not a finite number.
+    """
+    try:
+        return ScheduleUpdate(**{attr: _number(data.get(key)) for attr, key in _PERIOD_DECIMALS})
+    except (SmartChargingValueError, TypeError, ValueError) as exc:
+        raise ConvertError(f"scheduleUpdate: {exc}") from None
+
+
+# --- AFRRSignal (2.1 Q, CentralFrequency) -----------------------------------------------------
+
+
+def afrr_signal_from_ocpp(timestamp: Any, signal: Any) -> tuple[datetime, int]:
+    """AFRRSignalRequest ``timestamp`` and ``signal`` as (aware UTC time, integer signal).
+
+    ``signal`` is the x value of v2xSignalWattCurve (schema: integer), so it stays an integer.
+
+    Raises:
+        ConvertError: a timestamp without time zone, or a signal that is not an integer.
+    """
+    at = _time(timestamp, "timestamp")
+    if at is None:
+        raise ConvertError("timestamp: required")
+    if isinstance(signal, bool) or not isinstance(signal, int):
+        raise ConvertError(f"signal: not an integer: {signal!r}")
+    return at, signal
+
+
+# --- vehicle needs and allowed energy transfer (K15-K17, Q) ------------------------------------
+
+_V201_MODES = frozenset(
+    {
+        EnergyTransferMode.DC,
+        EnergyTransferMode.AC_SINGLE_PHASE,
+        EnergyTransferMode.AC_TWO_PHASE,
+        EnergyTransferMode.AC_THREE_PHASE,
+    }
+)
+
+# ChargingNeeds attribute -> V2XChargingParametersType key (snake_case), 2.1 only.
+_V2X_KEYS = (
+    ("min_charge_power_w", "min_charge_power"),
+    ("max_charge_power_w", "max_charge_power"),
+    ("min_discharge_power_w", "min_discharge_power"),
+    ("max_discharge_power_w", "max_discharge_power"),
+    ("min_charge_current_a", "min_charge_current"),
+    ("max_charge_current_a", "max_charge_current"),
+    ("min_discharge_current_a", "min_discharge_current"),
+    ("max_discharge_current_a", "max_discharge_current"),
+    ("min_voltage_v", "min_voltage"),
+    ("max_voltage_v", "max_voltage"),
+    ("target_soc_pct", "target_soc"),
+    ("ev_target_energy_request_wh", "ev_target_energy_request"),
+    ("ev_min_energy_request_wh", "ev_min_energy_request"),
+    ("ev_max_energy_request_wh", "ev_max_energy_request"),
+    ("ev_min_v2x_energy_request_wh", "ev_min_v2x_energy_request"),
+    ("ev_max_v2x_energy_request_wh", "ev_max_v2x_energy_request"),
+)
+
+# ChargingNeeds attribute -> DCChargingParametersType key (snake_case), both versions.
+_DC_KEYS = (
+    ("ev_max_current_a", "ev_max_current"),
+    ("ev_max_voltage_v", "ev_max_voltage"),
+    ("ev_max_power_w", "ev_max_power"),
+    ("energy_capacity_wh", "ev_energy_capacity"),
+    ("energy_amount_wh", "energy_amount"),
+    ("soc_pct", "state_of_charge"),
+    ("full_soc_pct", "full_soc"),
+    ("bulk_soc_pct", "bulk_soc"),
+)
+
+_DC_LIKE = frozenset(
+    {
+        EnergyTransferMode.DC,
+        EnergyTransferMode.DC_BPT,
+        EnergyTransferMode.DC_ACDP,
+        EnergyTransferMode.DC_ACDP_BPT,
+    }
+)
+
+
+def _legacy_mode(mode: EnergyTransferMode) -> EnergyTransferMode:
+    """The 2.0.1 mode for a 2.1 one: every DC variant is DC, every AC variant three-phase AC."""
+    if mode in _V201_MODES:
+        return mode
+    return EnergyTransferMode.DC if mode in _DC_LIKE else EnergyTransferMode.AC_THREE_PHASE
+
+
+def _dc_value(key: str, value: float, v21: bool) -> float | int:
+    """A DCChargingParametersType value: SoCs are integers; 2.0.1 has integers only, and a
+    maximum is rounded down there (never announce more than the EV takes), energy to nearest."""
+    if key in ("state_of_charge", "full_soc", "bulk_soc"):
+        return int(value)
+    if v21:
+        return _decimal(value)
+    return math.floor(value) if key.startswith("ev_max") else round(value)
+
+
+def needs_to_ocpp(needs: ChargingNeeds, version: OcppVersion | str) -> dict[str, Any]:
+    """A :class:`ChargingNeeds` as a ``ChargingNeedsType`` (snake_case keys) of ``version``.
+
+    Over 2.0.1 the requested mode is mapped onto the modes 2.0.1 knows (DC_BPT -> DC) and the
+    V2X parameters are left out (2.0.1 has none; its DC parameters are integers). The
+    ``dcChargingParameters`` are sent for a DC mode when the required ``evMaxCurrent`` and
+    ``evMaxVoltage`` are known.
+    """
+    version = OcppVersion(version)
+    v21 = version == OcppVersion.V2_1
+    mode = needs.requested_energy_transfer
+    out: dict[str, Any] = {"requested_energy_transfer": str(mode if v21 else _legacy_mode(mode))}
+    if needs.departure_time is not None:
+        out["departure_time"] = format_ocpp_time(needs.departure_time)
+    dc = {key: getattr(needs, attr) for attr, key in _DC_KEYS if getattr(needs, attr) is not None}
+    if mode in _DC_LIKE and "ev_max_current" in dc and "ev_max_voltage" in dc:
+        out["dc_charging_parameters"] = {k: _dc_value(k, v, v21) for k, v in dc.items()}
+    if v21:
+        if needs.available_energy_transfer:
+            out["available_energy_transfer"] = [str(m) for m in needs.available_energy_transfer]
+        v2x = {
+            key: _decimal(getattr(needs, attr))
+            for attr, key in _V2X_KEYS
+            if getattr(needs, attr) is not None
+        }
+        if "target_soc" in v2x:
+            v2x["target_soc"] = int(v2x["target_soc"])
+        if v2x:
+            out["v2x_charging_parameters"] = v2x
+    return out
+
+
+def energy_modes_from_ocpp(values: Any) -> frozenset[EnergyTransferMode]:
+    """NotifyAllowedEnergyTransfer ``allowedEnergyTransfer`` as modes.
+
+    Raises:
+        ConvertError: a value that is not an EnergyTransferModeEnumType.
+    """
+    try:
+        return frozenset(EnergyTransferMode(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise ConvertError(f"allowedEnergyTransfer: {exc}") from None

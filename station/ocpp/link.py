@@ -30,6 +30,7 @@ from station.clock import Clock, format_ocpp_time, parse_ocpp_time
 from station.config import Config
 from station.errors import CallRejectedError, CallTimeoutError, ConnectionLostError, OcppError
 from station.ocpp.auth_handlers import AuthorizationHandlers
+from station.ocpp.der_handlers import DerHandlers
 from station.ocpp.devicemodel import DeviceModel, split_report
 from station.ocpp.msglog import MessageLog
 from station.ocpp.sc_handlers import SmartChargingHandlers
@@ -119,6 +120,7 @@ class OcppLink:
         #: Services the composition root (app.py) attaches; handlers reach them through the link.
         self.transactions: Any = None
         self.smart_charging: Any = None
+        self.der: Any = None  # station.der.service.DerService (OCPP 2.1 DER control)
         self.reservations: Any = None
         self.session: StationSession | None = None
         self.version: str | None = None
@@ -132,6 +134,10 @@ class OcppLink:
         #: Resets answered Scheduled, waiting for their transactions to end (B11/B12 OnIdle).
         self.scheduled_resets: list[ResetRequest] = []
         self.connections = 0
+        #: Told True once the CSMS accepted the station on a connection, False when the link is
+        #: lost or a connection attempt fails (smart charging's maxOfflineDuration).
+        self.online_listeners: list[Callable[[bool], None]] = []
+        self._online: bool | None = None
         device_model.subscribe(self._variable_changed)
 
     # ---------------------------------------------------------------------------- lifecycle
@@ -165,6 +171,7 @@ class OcppLink:
             try:
                 connection, version = await open_connection(self._settings())
             except ConnectError as exc:
+                self._set_online(False)
                 delay = self._backoff(attempt)
                 log.warning("CSMS connection failed (%s); retrying in %.1f s", exc, delay)
                 attempt += 1
@@ -233,7 +240,15 @@ class OcppLink:
             session.close()
             self.session = None
 
+    def _set_online(self, online: bool) -> None:
+        if self._online is online:
+            return
+        self._online = online
+        for listener in list(self.online_listeners):
+            listener(online)
+
     def _went_offline(self) -> None:
+        self._set_online(False)
         self.connected.clear()
         self.version = None
         self._offline_since = self.clock.monotonic()
@@ -253,6 +268,7 @@ class OcppLink:
             if offline_for is not None and offline_for > threshold:
                 await self.send_all_statuses()
         self._offline_since = None
+        self._set_online(True)
         await self._heartbeat_loop(session)
 
     async def _register(self, session: StationSession) -> None:
@@ -418,7 +434,7 @@ def _wire_size(payload: Mapping[str, Any]) -> int:
 
 
 class StationSession(
-    TransactionHandlers, AuthorizationHandlers, SmartChargingHandlers, CsmsSession
+    TransactionHandlers, AuthorizationHandlers, SmartChargingHandlers, DerHandlers, CsmsSession
 ):
     """The ``@on`` handlers the station offers on every connection.
 

@@ -4,7 +4,11 @@ The handlers here convert their input (``station.ocpp.convert``), ask the smart-
 (``self.link.smart_charging``) and return a ``call_result`` of the session's version; see
 ``link.py`` for the pattern. Implemented: SetChargingProfile (K01), ClearChargingProfile (K10),
 GetChargingProfiles + ReportChargingProfiles (K09), GetCompositeSchedule (K08), for
-``ocpp2.0.1`` and ``ocpp2.1`` alike (the version only changes the payload shapes).
+``ocpp2.0.1`` and ``ocpp2.1`` alike (the version only changes the payload shapes); and the 2.1-only
+UpdateDynamicSchedule (K28), NotifyAllowedEnergyTransfer (Q) and AFRRSignal (Q, CentralFrequency;
+over ``ocpp2.0.1`` these stay NotImplemented: ``rpc.check_call`` knows them as no 2.0.1 action).
+What the station sends on its own (NotifyChargingLimit, PullDynamicScheduleUpdate,
+NotifyEVChargingNeeds ...) is ``sc_notify.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from ocpp.exceptions import NotImplementedError as OcppNotImplementedError
 from station.errors import OcppError
 from station.ocpp.convert import (
     ConvertError,
+    afrr_signal_from_ocpp,
     clear_criteria_from_ocpp,
     composite_to_ocpp,
+    energy_modes_from_ocpp,
     profile_criteria_from_ocpp,
     profile_from_ocpp,
     profile_to_ocpp,
+    schedule_update_from_ocpp,
 )
 from station.ocpp.session import after, on
 from station.smartcharging import OcppVersion, RateUnit, ReportBatch, report_batches
@@ -177,4 +184,67 @@ class SmartChargingHandlers:
             schedule=composite_to_ocpp(
                 schedule, self.version, fill_limit=service.rating_limit(evse_id, unit)
             ),
+        )
+
+    # ----------------------------------------------------- K28 dynamic schedule (2.1 only)
+
+    @on("UpdateDynamicSchedule")
+    def on_update_dynamic_schedule(
+        self, charging_profile_id: int, schedule_update: dict[str, Any], **_: Any
+    ) -> Any:
+        service = self._smart_charging()
+        try:
+            update = schedule_update_from_ocpp(schedule_update)
+        except ConvertError as exc:
+            raise FormatViolationError(description=str(exc)) from None
+        rejection = service.update_dynamic_schedule(charging_profile_id, update)
+        if rejection is None:
+            return self.results.UpdateDynamicSchedule(status="Accepted")
+        return self.results.UpdateDynamicSchedule(
+            status="Rejected",
+            status_info={
+                "reason_code": str(rejection.reason_code),
+                "additional_info": rejection.additional_info,
+            },
+        )
+
+    # ------------------------------------------------- Q allowed energy transfer (2.1 only)
+
+    @on("NotifyAllowedEnergyTransfer")
+    def on_notify_allowed_energy_transfer(
+        self, transaction_id: str, allowed_energy_transfer: list[str], **_: Any
+    ) -> Any:
+        service = self._smart_charging()
+        try:
+            modes = energy_modes_from_ocpp(allowed_energy_transfer)
+        except ConvertError as exc:
+            raise FormatViolationError(description=str(exc)) from None
+        if service.allowed_energy_transfer(transaction_id, modes):
+            return self.results.NotifyAllowedEnergyTransfer(status="Accepted")
+        return self.results.NotifyAllowedEnergyTransfer(
+            status="Rejected",
+            status_info={
+                "reason_code": "TxNotFound",
+                "additional_info": f"no transaction {transaction_id} is running",
+            },
+        )
+
+    # ------------------------------------------------- Q AFRRSignal (2.1 only, CentralFrequency)
+
+    @on("AFRRSignal")
+    def on_afrr_signal(self, timestamp: str, signal: int, **_: Any) -> Any:
+        service = self._smart_charging()
+        try:
+            at, value = afrr_signal_from_ocpp(timestamp, signal)
+        except ConvertError as exc:
+            raise FormatViolationError(description=str(exc)) from None
+        rejection = service.afrr_signal(at, value)
+        if rejection is None:
+            return self.results.AFRRSignal(status="Accepted")
+        return self.results.AFRRSignal(
+            status="Rejected",
+            status_info={
+                "reason_code": rejection.reason_code,
+                "additional_info": rejection.additional_info,
+            },
         )

@@ -259,6 +259,23 @@ class CsmsSession(ChargePoint):  # type: ignore[misc]
             rpc.check_payload(rpc.MessageType.CALL, action, body, self.version)
         except rpc.FrameError as exc:
             raise LocalOcppError(f"{action}: invalid request: {exc.description}") from exc
+        return await self.call_wire(action, body, unique_id=unique_id, timeout_s=timeout_s)
+
+    async def call_wire(
+        self,
+        action: str,
+        body: dict[str, Any],
+        *,
+        unique_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Send one CALL whose camelCase ``body`` the caller has already checked against this
+        version's request schema (the durable queue checks a TransactionEvent once, when it is
+        queued, not at every attempt); the response is checked here as in :meth:`call`.
+
+        Raises:
+            The errors of :meth:`call`, except LocalOcppError.
+        """
         timeout = self.message_timeout_s if timeout_s is None else timeout_s
         async with self._call_lock:
             if self._closed:

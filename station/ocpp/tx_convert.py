@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from station.clock import format_ocpp_time, parse_ocpp_time
-from station.errors import ConnectionLostError, RemoteOcppError
-from station.ocpp import keys
+from station.errors import ConnectionLostError, LocalOcppError, RemoteOcppError
+from station.ocpp import keys, rpc
+from station.ocpp.devicemodel import AUTH_STORAGE_MAX_B
 from station.transactions import (
     AuthorizationStatus,
     IdToken,
@@ -29,7 +31,7 @@ from station.transactions import (
     tx_config_from_variables,
 )
 from station.transactions.reservations import ReservationUpdate
-from station.transactions.service import ServiceSettings
+from station.transactions.service import TRANSACTION_EVENT, ServiceSettings
 
 if TYPE_CHECKING:
     from station.ocpp.devicemodel import DeviceModel
@@ -44,6 +46,8 @@ __all__ = [
     "service_settings",
     "transaction_event_payload",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def id_token_wire(token: IdToken) -> dict[str, Any]:
@@ -168,14 +172,32 @@ class OcppTransactionPort:
                 await asyncio.sleep(0.05)  # between two states of the link: never spin
 
     def encode(self, message: TransactionEventOut) -> dict[str, Any]:
-        return transaction_event_payload(message)
+        """The wire payload of ``message``, checked once, here, against the TransactionEvent
+        request schema of every supported version (the queue holds it until a session of
+        either version sends it; it is not checked again at each attempt).
+
+        Raises:
+            LocalOcppError: the payload is valid for no supported version (our bug).
+        """
+        payload = transaction_event_payload(message)
+        problems: list[str] = []
+        for version in keys.SUPPORTED_VERSIONS:
+            try:
+                rpc.check_payload(rpc.MessageType.CALL, TRANSACTION_EVENT, payload, version)
+            except rpc.FrameError as exc:
+                problems.append(f"OCPP {version}: {exc.description}")
+        if len(problems) == len(keys.SUPPORTED_VERSIONS):
+            raise LocalOcppError(f"TransactionEvent: invalid request: {'; '.join(problems)}")
+        if problems:
+            log.warning("TransactionEvent seqNo %d: %s", message.seq_no, problems[0])
+        return payload
 
     async def send_transaction_event(self, payload: dict[str, Any]) -> IdTokenInfo | None:
         session = self._link.session
-        if session is None:
+        if session is None or not self.online:
             raise ConnectionLostError("TransactionEvent: CSMS link not available")
-        request = session.calls.TransactionEvent(**keys.to_snake(payload, session.version))
-        response = await self._link.call(request)
+        # Checked against the schema by encode() when it was queued; sent as it was stored.
+        response = await session.call_wire(TRANSACTION_EVENT, payload)
         info = getattr(response, "id_token_info", None)
         return id_token_info_from_snake(info) if info else None
 
@@ -195,6 +217,25 @@ class OcppTransactionPort:
         )
         response = await self._link.call(request)
         return id_token_info_from_snake(response.id_token_info)
+
+    async def send_security_event(self, event_type: str, tech_info: str) -> None:
+        """SecurityEventNotificationRequest (A04), once the link is up: a full offline queue
+        (issue 3) is reported while the station is offline, so it waits for the connection.
+
+        Raises:
+            OcppError: the CSMS did not accept it (ConnectionLostError if the link dropped).
+        """
+        await self.wait_online()
+        session = self._link.session
+        if session is None:
+            raise ConnectionLostError("SecurityEventNotification: CSMS link not available")
+        await self._link.call(
+            session.calls.SecurityEventNotification(
+                type=event_type,
+                timestamp=format_ocpp_time(self._link.clock.now()),
+                tech_info=tech_info[:255],
+            )
+        )
 
     async def send_reservation_status_update(
         self, reservation_id: int, status: ReservationUpdate
@@ -282,6 +323,7 @@ def service_settings(dm: DeviceModel) -> ServiceSettings:
             cache_disable_post_authorize=flag(
                 "AuthCacheCtrlr", "DisablePostAuthorize", auth.cache_disable_post_authorize
             ),
+            cache_storage_max_b=AUTH_STORAGE_MAX_B,  # AuthCacheCtrlr.Storage maxLimit
             local_list_enabled=flag("LocalAuthListCtrlr", "Enabled", auth.local_list_enabled),
             local_list_disable_post_authorize=flag(
                 "LocalAuthListCtrlr", "DisablePostAuthorize", auth.local_list_disable_post_authorize

@@ -80,6 +80,31 @@ When the target lies outside ``[-discharge_ceiling_w, charge_ceiling_w]`` the co
 nearer ceiling and ``reason`` names the binding limit (``SOC_BOUND``, ``LIMITED_BY_*``). When
 several limits bind at the same value, the first one in the order of rule 2 is named.
 
+Rule 4, the DER frequency droop (OCPP 2.1 SetDERControl FreqDroop; IEEE 1547-2018 cl. 6.5.2.7),
+applied after rule 3 and within every ceiling of rule 2:
+
+======================================  =======================================================
+condition                               effect
+======================================  =======================================================
+``grid.frequency_droop_pu`` None or 0   none (inside the dead band, or no droop control)
+mode LocalFrequency                     none: the schedule's freq-watt curve already is the
+                                        frequency response (the two are not added)
+target reason AWAITING_INPUT            none: a mode that holds 0 W for want of an input keeps
+                                        holding it
+otherwise                               ``pre`` = the rule-3 command (clamped);
+                                        ``pre + frequency_droop_pu * rating`` clamped into the
+                                        ceilings, and **never across 0 W**: a charge can be
+                                        reduced to 0 W but does not become a discharge, and
+                                        the other way round; 0 W stays 0 W. Reason
+                                        FREQUENCY_RESPONSE unless a ceiling binds.
+======================================  =======================================================
+
+``rating`` is the EVSE's own rating, ``max(rating.max_charge_power_w,
+rating.max_discharge_power_w)``, so that with several EVSEs each contributes its share of the
+station's per-unit droop. Not crossing 0 W is stricter than IEEE 1547 (which lets a storage DER
+go from absorbing to injecting): the direction is the schedule's decision, and a limit of 0 means
+no power in that direction, never a change of direction.
+
 Decisions where OCPP 2.1 is silent (the normative text used is the JSON schema descriptions in
 ``ocpp/v21/schemas`` and the Part 2 appendices in the project's shared ``reference/ocpp/2.1``):
 
@@ -346,6 +371,10 @@ class GridState:
         site_power_w: power measured at the site's grid connection, import positive
             (LocalLoadBalancing).
         site_limit_w: the import the site must stay at or below (LocalLoadBalancing).
+        frequency_droop_pu: the DER FreqDroop response at the measured frequency, per unit of
+            each EVSE's rating, within -2..2 (+ = more charge / less discharge, over-frequency;
+            - = less charge / more discharge); 0 inside the dead band; None = no droop control
+            (rule 4).
     """
 
     in_window: bool
@@ -355,6 +384,7 @@ class GridState:
     der_limit_max_discharge_w: float | None = None
     site_power_w: float | None = None
     site_limit_w: float | None = None
+    frequency_droop_pu: float | None = None
 
     def __post_init__(self) -> None:
         _non_negative("grid.max_import_w", self.max_import_w)
@@ -363,6 +393,11 @@ class GridState:
         _non_negative("grid.der_limit_max_discharge_w", self.der_limit_max_discharge_w)
         _optional_finite("grid.site_power_w", self.site_power_w)
         _optional_finite("grid.site_limit_w", self.site_limit_w)
+        _optional_finite("grid.frequency_droop_pu", self.frequency_droop_pu)
+        if self.frequency_droop_pu is not None and not -2.0 <= self.frequency_droop_pu <= 2.0:
+            raise PowerValueError(
+                f"grid.frequency_droop_pu must be within -2..2, got {self.frequency_droop_pu!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -616,8 +651,20 @@ def _target(inputs: PowerInputs) -> tuple[float, Reason | None]:
     return _FOLLOW_CEILING, None
 
 
+def _clamp(
+    target_w: float, target_reason: Reason | None, charge: _Bound, discharge: _Bound
+) -> tuple[float, Reason]:
+    """``target_w`` within ``[-discharge, charge]``, with the reason that decided it."""
+    if target_w > charge.value_w:
+        return charge.value_w, charge.reason
+    if target_w < -discharge.value_w:
+        return -discharge.value_w, discharge.reason
+    assert target_reason is not None  # only the finite targets of rule 3 get here
+    return target_w, target_reason
+
+
 def compute_command(inputs: PowerInputs) -> PowerCommand:
-    """The power command for one EVSE now (rules 1-3 of the module docstring).
+    """The power command for one EVSE now (rules 1-4 of the module docstring).
 
     Pure and deterministic: the same inputs always give the same command, and nothing outside
     ``inputs`` is read.
@@ -641,13 +688,26 @@ def compute_command(inputs: PowerInputs) -> PowerCommand:
     charge = _charge_ceiling(inputs)
     discharge = _discharge_ceiling(inputs)
     target_w, target_reason = _target(inputs)
-    if target_w > charge.value_w:
-        power_w, reason = charge.value_w, charge.reason
-    elif target_w < -discharge.value_w:
-        power_w, reason = -discharge.value_w, discharge.reason
-    else:
-        assert target_reason is not None  # only the finite targets of rule 3 get here
-        power_w, reason = target_w, target_reason
+    power_w, reason = _clamp(target_w, target_reason, charge, discharge)
+    droop_pu = inputs.grid.frequency_droop_pu
+    if (
+        droop_pu
+        and mode is not OperationMode.LOCAL_FREQUENCY
+        and target_reason is not Reason.AWAITING_INPUT
+        and power_w != 0.0
+    ):
+        # Rule 4: the droop moves the command within its direction and its ceilings.
+        rating = inputs.rating
+        base_w = max(rating.max_charge_power_w, rating.max_discharge_power_w)
+        moved_w = power_w + droop_pu * base_w  # finite or +-inf; the clamp makes it finite
+        if power_w > 0:
+            power_w, reason = _clamp(
+                max(moved_w, 0.0), Reason.FREQUENCY_RESPONSE, charge, discharge
+            )
+        else:
+            power_w, reason = _clamp(
+                min(moved_w, 0.0), Reason.FREQUENCY_RESPONSE, charge, discharge
+            )
     return PowerCommand(
         evse_id=inputs.evse_id,
         power_w=power_w + 0.0,  # turns -0.0 into 0.0

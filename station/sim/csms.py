@@ -159,6 +159,49 @@ class _Handlers:
     def on_reservation_status_update(self, **_: Any) -> Any:
         return self._call_result.ReservationStatusUpdate()
 
+    # --- DER control (OCPP 2.1 R block) -----------------------------------------------------------
+
+    @on("ReportDERControl")
+    def on_report_der_control(self, **_: Any) -> Any:
+        return self._call_result.ReportDERControl()
+
+    @on("NotifyDERStartStop")
+    def on_notify_der_start_stop(self, **_: Any) -> Any:
+        return self._call_result.NotifyDERStartStop()
+
+    @on("NotifyDERAlarm")
+    def on_notify_der_alarm(self, **_: Any) -> Any:
+        return self._call_result.NotifyDERAlarm()
+
+    # --- smart charging and V2X (K, Q blocks) ----------------------------------------------------
+
+    @on("NotifyChargingLimit")
+    def on_notify_charging_limit(self, **_: Any) -> Any:
+        return self._call_result.NotifyChargingLimit()
+
+    @on("ClearedChargingLimit")
+    def on_cleared_charging_limit(self, **_: Any) -> Any:
+        return self._call_result.ClearedChargingLimit()
+
+    @on("NotifyEVChargingNeeds")
+    def on_notify_ev_charging_needs(self, **_: Any) -> Any:
+        return self._call_result.NotifyEVChargingNeeds(status=self.csms.ev_charging_needs_status)
+
+    @on("NotifyEVChargingSchedule")
+    def on_notify_ev_charging_schedule(self, **_: Any) -> Any:
+        return self._call_result.NotifyEVChargingSchedule(status="Accepted")
+
+    @on("PullDynamicScheduleUpdate")
+    def on_pull_dynamic_schedule_update(self, charging_profile_id: int, **_: Any) -> Any:
+        update = self.csms.dynamic_schedule_updates.get(charging_profile_id)
+        if update is None:
+            return self._call_result.PullDynamicScheduleUpdate(
+                status="Rejected", status_info={"reason_code": "UnknownProfile"}
+            )
+        return self._call_result.PullDynamicScheduleUpdate(
+            status="Accepted", schedule_update=dict(update)
+        )
+
 
 class _Recording:
     """Records frames on their way in and out of the library's ChargePoint."""
@@ -255,6 +298,12 @@ class Csms:
     accepted_tokens: set[str] | None = None
     #: How many of the next TransactionEvents it answers with a CALLERROR (InternalError).
     transaction_event_errors: int = 0
+    #: The status it answers NotifyEVChargingNeeds with (Accepted, Processing, Rejected, ...).
+    ev_charging_needs_status: str = "Accepted"
+    #: Per charging profile id, the scheduleUpdate it answers PullDynamicScheduleUpdate with
+    #: (snake_case; only unsuffixed fields: the library's converter breaks the _L2/_L3 names);
+    #: an id not listed is answered Rejected.
+    dynamic_schedule_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     on_frame: Callable[[Frame], None] | None = None
     frames: list[Frame] = field(default_factory=list)
     stations: dict[str, StationLink] = field(default_factory=dict)

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from station.clock import Clock
 from station.power import PowerCommand, VehicleLimits
 from station.sim.control import CommandError, ControlServer
+from station.smartcharging.needs import ChargingNeeds, EnergyTransferMode
 from station.transactions import (
     CablePlugged,
     CableUnplugged,
@@ -55,6 +56,7 @@ __all__ = [
     "EvSpec",
     "SimFleet",
     "SimMeter",
+    "SimPeer",
     "SimVehicle",
     "VehicleSink",
     "autostart",
@@ -73,6 +75,47 @@ class VehicleSink(Protocol):
     def submit(self, evse_id: int, event: Event) -> None: ...
 
     def present_token(self, evse_id: int, token: IdToken) -> None: ...
+
+
+class SimPeer(Protocol):
+    """A simulated EV at one EVSE as the fleet and ``station sim`` drive it: the protocol-less
+    :class:`SimVehicle`, or a vehicle behind a protocol session (the CHAdeMO link)."""
+
+    evse_id: int
+
+    @property
+    def plugged(self) -> bool: ...
+
+    def attach(self, sink: VehicleSink) -> None: ...
+
+    def subscribe(self, listener: Callable[[], None]) -> None: ...
+
+    def on_needs(self, listener: Callable[[int, ChargingNeeds], None]) -> None: ...
+
+    def limits(self) -> VehicleLimits: ...
+
+    def apply(self, command: PowerCommand) -> None: ...
+
+    def plug(self, spec: EvSpec | None = None) -> None: ...
+
+    def unplug(self) -> None: ...
+
+    def present(self, token: IdToken | str) -> None: ...
+
+    def stop_charging(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def cancel_timer(self) -> None: ...
+
+    # the transactions' EVSE port (station.transactions.service.EvsePort)
+    def read_meter(self, now: datetime) -> MeterReading: ...
+
+    def close_power_path(self) -> None: ...
+
+    def open_power_path(self) -> None: ...
+
+    def unlock_connector(self, connector_id: int) -> None: ...
 
 
 class SimMeter:
@@ -201,6 +244,7 @@ class SimVehicle:
         self._net_at_plug_wh = 0.0  # meter import - export when the vehicle was plugged
         self._sink: VehicleSink | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._needs_listeners: list[Callable[[int, ChargingNeeds], None]] = []
         self._timer: asyncio.Handle | None = None
 
     def attach(self, sink: VehicleSink) -> None:
@@ -209,6 +253,41 @@ class SimVehicle:
     def subscribe(self, listener: Callable[[], None]) -> None:
         """``listener()`` is called whenever the vehicle's limits change (:meth:`limits`)."""
         self._listeners.append(listener)
+
+    def on_needs(self, listener: Callable[[int, ChargingNeeds], None]) -> None:
+        """``listener(evse_id, needs)`` when a vehicle plugs in and reports its charging needs
+        (as an ISO 15118 vehicle does after ChargeParameterDiscovery; smart charging sends
+        NotifyEVChargingNeeds)."""
+        self._needs_listeners.append(listener)
+
+    def charging_needs(self) -> ChargingNeeds:
+        """The plugged vehicle's needs: DC, or DC_BPT for a V2X vehicle, with its limits."""
+        spec = self.spec
+        limits = self.limits()
+        voltage_v = self.meter.voltage_v
+        capacity_wh = spec.capacity_kwh * 1000
+        soc = self._soc_pct()
+        return ChargingNeeds(
+            requested_energy_transfer=EnergyTransferMode.DC_BPT
+            if spec.v2x
+            else EnergyTransferMode.DC,
+            available_energy_transfer=(
+                (EnergyTransferMode.DC, EnergyTransferMode.DC_BPT)
+                if spec.v2x
+                else (EnergyTransferMode.DC,)
+            ),
+            ev_max_current_a=limits.max_charge_power_w / voltage_v,
+            ev_max_voltage_v=voltage_v,
+            ev_max_power_w=limits.max_charge_power_w,
+            energy_capacity_wh=capacity_wh,
+            energy_amount_wh=max(spec.max_soc_pct - soc, 0.0) / 100 * capacity_wh,
+            soc_pct=round(soc),
+            full_soc_pct=round(spec.max_soc_pct),
+            max_charge_power_w=limits.max_charge_power_w,
+            max_discharge_power_w=limits.max_discharge_power_w if spec.v2x else None,
+            max_voltage_v=voltage_v,
+            target_soc_pct=round(spec.max_soc_pct),
+        )
 
     def _report(self, event: Event) -> None:
         if self._sink is not None:
@@ -266,6 +345,10 @@ class SimVehicle:
         )
         self._report(CablePlugged(self.connector_id))
         self._notify()
+        if self._needs_listeners:
+            needs = self.charging_needs()
+            for needs_listener in list(self._needs_listeners):
+                needs_listener(self.evse_id, needs)
 
     def unplug(self) -> None:
         """Disconnect the EV; any energy flow stops first."""
@@ -477,19 +560,19 @@ class SimVehicle:
         log.info("EVSE %d: connector %d unlocked", self.evse_id, connector_id)
 
 
-class SimFleet(Mapping[int, SimVehicle]):
+class SimFleet(Mapping[int, SimPeer]):
     """The simulated vehicles by EVSE id, as the energy manager's vehicle view and power port.
 
     Records the last command per EVSE and every change (``last``, ``history``) and forwards each
     command to its EVSE's vehicle.
     """
 
-    def __init__(self, vehicles: Mapping[int, SimVehicle]) -> None:
+    def __init__(self, vehicles: Mapping[int, SimPeer]) -> None:
         self._vehicles = dict(vehicles)
         self.last: dict[int, PowerCommand] = {}
         self.history: list[PowerCommand] = []
 
-    def __getitem__(self, evse_id: int) -> SimVehicle:
+    def __getitem__(self, evse_id: int) -> SimPeer:
         return self._vehicles[evse_id]
 
     def __iter__(self) -> Iterator[int]:
@@ -509,6 +592,15 @@ class SimFleet(Mapping[int, SimVehicle]):
                 discharge_allowed=False,
             )
         return vehicle.limits()
+
+    def on_needs(
+        self, listener: Callable[[int, ChargingNeeds], None], evse_ids: AbstractSet[int]
+    ) -> None:
+        """``listener(evse_id, needs)`` when a vehicle plugs in at one of ``evse_ids``."""
+        for evse_id in evse_ids:
+            vehicle = self._vehicles.get(evse_id)
+            if vehicle is not None:
+                vehicle.on_needs(listener)
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """``listener()`` whenever a vehicle's limits change."""
@@ -530,7 +622,7 @@ class SimFleet(Mapping[int, SimVehicle]):
             vehicle.cancel_timer()
 
 
-async def autostart(vehicle: SimVehicle, wait_online: Callable[[], Awaitable[None]]) -> None:
+async def autostart(vehicle: SimPeer, wait_online: Callable[[], Awaitable[None]]) -> None:
     """``[[evse]] sim_autostart``: once the CSMS link is up, plug in and present a token."""
     await wait_online()
     log.info("EVSE %d: simulated vehicle starts a session by itself", vehicle.evse_id)
@@ -560,20 +652,20 @@ def _number(args: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def register_commands(control: ControlServer, vehicles: Mapping[int, SimVehicle]) -> None:
+def register_commands(control: ControlServer, vehicles: Mapping[int, SimPeer]) -> None:
     """``station sim`` commands for the simulated vehicles: plug, unplug, token, ev_stop.
 
     Every argument is checked before anything changes; a bad one is a :class:`CommandError`.
     """
 
-    def vehicle_of(args: Mapping[str, Any], allowed: AbstractSet[str] = _EVSE_ARGS) -> SimVehicle:
+    def vehicle_of(args: Mapping[str, Any], allowed: AbstractSet[str] = _EVSE_ARGS) -> SimPeer:
         _only(args, allowed)
         evse = args.get("evse")
         if isinstance(evse, bool) or not isinstance(evse, int) or evse not in vehicles:
             raise CommandError(f'"evse" must be one of {sorted(vehicles)}')
         return vehicles[evse]
 
-    def plugged(args: Mapping[str, Any]) -> SimVehicle:
+    def plugged(args: Mapping[str, Any]) -> SimPeer:
         vehicle = vehicle_of(args)
         if not vehicle.plugged:
             raise CommandError(f"no vehicle is plugged in at EVSE {vehicle.evse_id}")

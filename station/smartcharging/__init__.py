@@ -22,6 +22,19 @@ from station.smartcharging.composite import (
     next_change_after,
     to_legacy_limit,
 )
+from station.smartcharging.dynamic import (
+    ScheduleUpdate,
+    apply_schedule_update,
+    next_pull,
+    pulls_due,
+)
+from station.smartcharging.external import (
+    ExternalLimit,
+    external_profile,
+    external_profile_id,
+    limit_of,
+    significant_change,
+)
 from station.smartcharging.model import (
     ChargingLimitSource,
     ChargingProfile,
@@ -40,6 +53,13 @@ from station.smartcharging.model import (
     TransactionInfo,
     from_legacy_negative_limit,
 )
+from station.smartcharging.needs import (
+    BIDIRECTIONAL_MODES,
+    ChargingNeeds,
+    ChargingNeedsStatus,
+    EnergyTransferMode,
+    discharge_permitted,
+)
 from station.smartcharging.store import (
     ClearCriteria,
     ProfileCriteria,
@@ -55,7 +75,10 @@ from station.smartcharging.validation import (
 )
 
 __all__ = [
+    "BIDIRECTIONAL_MODES",
     "ChargingLimitSource",
+    "ChargingNeeds",
+    "ChargingNeedsStatus",
     "ChargingProfile",
     "ChargingProfileKind",
     "ChargingProfilePurpose",
@@ -64,6 +87,8 @@ __all__ = [
     "CompositePeriod",
     "CompositeSchedule",
     "ElectricalParams",
+    "EnergyTransferMode",
+    "ExternalLimit",
     "FreqWattPoint",
     "LimitAtSoc",
     "OcppVersion",
@@ -77,18 +102,27 @@ __all__ = [
     "Rejection",
     "ReportBatch",
     "SchedulePeriod",
+    "ScheduleUpdate",
     "SignalWattPoint",
     "SmartChargingLimits",
     "SmartChargingValueError",
     "TransactionInfo",
+    "apply_schedule_update",
     "composite_schedule",
     "convert_rate",
+    "discharge_permitted",
+    "external_profile",
+    "external_profile_id",
     "from_legacy_negative_limit",
     "limit_at",
+    "limit_of",
     "next_change_after",
+    "next_pull",
     "profile_from_json",
     "profile_to_json",
+    "pulls_due",
     "report_batches",
+    "significant_change",
     "to_legacy_limit",
     "validate",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from station.smartcharging.model import (
     ChargingLimitSource,
@@ -22,6 +22,8 @@ from station.smartcharging.model import (
 __all__ = ["ClearCriteria", "ProfileCriteria", "ProfileSet", "ReportBatch", "report_batches"]
 
 _Purpose = ChargingProfilePurpose
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,17 +250,20 @@ class ProfileSet:
         """Drop profiles that became invalid for good while offline (2.1 maxOfflineDuration).
 
         A profile with ``invalid_after_offline_duration`` and ``max_offline_duration_s`` is
-        removed once the station has been offline for longer than that (schema description:
-        "this charging profile will become permanently invalid"). Profiles without the flag
+        removed once the station has been offline for that long (schema description: "this
+        charging profile will become permanently invalid"; from the same instant on which the
+        composite schedule stops counting it, so no timer is needed). Profiles without the flag
         only stop counting while offline; the composite schedule handles those.
         """
-        offline_s = (now - offline_since).total_seconds()
+        # In whole seconds, as the composite schedule counts (both instants truncated), so a
+        # profile is removed at the very instant it stops counting there.
+        offline_s = (now - _EPOCH) // _SECOND - (offline_since - _EPOCH) // _SECOND
         return self._without(
             p.id
             for p in self._by_id.values()
             if p.invalid_after_offline_duration
             and p.max_offline_duration_s is not None
-            and offline_s > p.max_offline_duration_s
+            and offline_s >= p.max_offline_duration_s
         )
 
 

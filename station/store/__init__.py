@@ -16,6 +16,7 @@ from station.store.db import (
     open_database,
     upgrade,
 )
+from station.store.der import DerControlRepository
 from station.store.profiles import ProfileRepository
 from station.store.repositories import (
     ATTRIBUTE_TYPES,
@@ -25,19 +26,23 @@ from station.store.repositories import (
     VariableKey,
     VariableRepository,
 )
-from station.store.transactions import PendingMessage, TransactionRepository
+from station.store.reservations import ReservationRepository
+from station.store.transactions import PendingMessage, QueueThinning, TransactionRepository
 
 __all__ = [
     "ATTRIBUTE_TYPES",
     "AuthCacheRepository",
     "AvailabilityRepository",
     "Database",
+    "DerControlRepository",
     "LocalAuthList",
     "LocalListRepository",
     "OutboundQueue",
     "PendingMessage",
     "ProfileRepository",
+    "QueueThinning",
     "QueuedMessage",
+    "ReservationRepository",
     "TransactionRepository",
     "VariableKey",
     "VariableRepository",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from station.errors import StoreError
 from station.store.db import Database
@@ -118,7 +118,9 @@ class AuthCacheRepository:
             rows = s.scalars(select(AuthCacheRow)).all()
             return {
                 (row.type, row.token_key): CacheEntry(
-                    _info(row.id_token_info, row), _from_db(row.updated_at)
+                    _info(row.id_token_info, row),
+                    _from_db(row.updated_at),
+                    _from_db(row.last_used_at),
                 )
                 for row in rows
             }
@@ -137,10 +139,56 @@ class AuthCacheRepository:
             id_token_info=_info_json(entry.info),
             updated_at=_to_db(entry.updated_at),
             expires_at=None if entry.info.cache_expiry is None else _to_db(entry.info.cache_expiry),
-            last_used_at=_to_db(entry.updated_at),
+            last_used_at=_to_db(entry.recency),
         )
         with _transaction(self._db, "cannot write the authorization cache") as s:
             s.merge(row)
+
+    def touch(self, token: IdToken, when: datetime) -> None:
+        """Record that the entry of ``token`` decided an authorization at ``when`` (LRU).
+
+        Raises:
+            ValueError: a naive datetime.
+            StoreError: the database could not be written.
+        """
+        kind, key = token_key(token)
+        stmt = (
+            update(AuthCacheRow)
+            .where(AuthCacheRow.type == kind, AuthCacheRow.token_key == key)
+            .values(last_used_at=_to_db(when))
+        )
+        with _transaction(self._db, "cannot write the authorization cache") as s:
+            s.execute(stmt)
+
+    def sizes(self) -> dict[TokenKey, int]:
+        """The bytes each entry takes (its key and its info), by token key; their sum is
+        AuthCacheCtrlr.Storage.
+
+        Raises:
+            StoreError: the database could not be read.
+        """
+        size = (
+            func.length(AuthCacheRow.type)
+            + func.length(AuthCacheRow.token_key)
+            + func.length(AuthCacheRow.id_token_info)
+        )
+        query = select(AuthCacheRow.type, AuthCacheRow.token_key, size)
+        with _transaction(self._db, "cannot size the authorization cache") as s:
+            return {(kind, key): int(n) for kind, key, n in s.execute(query)}
+
+    def remove_keys(self, keys: Iterable[TokenKey]) -> None:
+        """Forget the entries under ``keys`` (eviction), in one transaction.
+
+        Raises:
+            StoreError: the database could not be written (nothing was removed).
+        """
+        with _transaction(self._db, "cannot write the authorization cache") as s:
+            for kind, key in keys:
+                s.execute(
+                    delete(AuthCacheRow).where(
+                        AuthCacheRow.type == kind, AuthCacheRow.token_key == key
+                    )
+                )
 
     def remove(self, token: IdToken) -> None:
         """Forget ``token`` (absent: nothing happens).

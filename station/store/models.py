@@ -37,11 +37,13 @@ __all__ = [
     "Availability",
     "Base",
     "ChargingProfileRow",
+    "DerControlRow",
     "DeviceVariable",
     "LocalAuthListVersionRow",
     "LocalAuthRow",
     "OpenTransactionRow",
     "OutboundMessage",
+    "ReservationRow",
 ]
 
 # Named constraints, so that Alembic batch mode (which recreates SQLite tables) can find and
@@ -211,3 +213,44 @@ class AuthCacheRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime())
     last_used_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class DerControlRow(Base):
+    """One installed OCPP 2.1 DER control (SetDERControl; they persist and survive a restart).
+
+    ``control_id`` is the controlId (identifierString[36]). ``control`` is the whole control as
+    JSON text in the DER core's own encoding (:func:`station.der.control_to_json`); the other
+    columns repeat what queries and humans select by. ``running`` is set once its
+    NotifyDERStartStop ``started`` was due (a scheduled control in its window), so that a restart
+    does not announce it again.
+    """
+
+    __tablename__ = "der_controls"
+
+    control_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    control_type: Mapped[str] = mapped_column(String(30))
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[int] = mapped_column(Integer)
+    control: Mapped[str] = mapped_column(Text)  # JSON text
+    received_at: Mapped[datetime] = mapped_column(DateTime())
+    running: Mapped[bool] = mapped_column(Boolean, server_default=text("0"))
+
+
+class ReservationRow(Base):
+    """One reservation the station holds (H01; it survives a restart, so a reserved EVSE stays
+    reserved and the reservation still expires at its expiryDateTime).
+
+    ``id`` is the reservation id; ``evse_id`` NULL for a reservation without EVSE. The idToken and
+    the optional groupIdToken are stored as the CSMS sent them (id and type).
+    """
+
+    __tablename__ = "reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    id_token: Mapped[str] = mapped_column(String(255))
+    id_token_type: Mapped[str] = mapped_column(String(20))
+    group_id_token: Mapped[str | None] = mapped_column(String(255))
+    group_id_token_type: Mapped[str | None] = mapped_column(String(20))
+    connector_type: Mapped[str | None] = mapped_column(String(50))
+    expires_at: Mapped[datetime] = mapped_column(DateTime())

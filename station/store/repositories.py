@@ -17,13 +17,13 @@ one transaction, committed before it returns. Database errors come out as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -49,6 +49,7 @@ _IDENTIFIER_MAX = 50  # OCPP 2.0.1 ComponentType.name / VariableType.name / inst
 _VALUE_MAX = 2500  # OCPP 2.0.1 VariableAttributeType.value: string[2500]
 _ACTION_MAX = 64
 _TRANSACTION_ID_MAX = 36  # OCPP 2.0.1 TransactionType.transactionId: identifierString[36]
+_IDS_PER_STATEMENT = 500  # below SQLite's default limit of bound parameters (999)
 
 
 # --- domain values --------------------------------------------------------------------------
@@ -264,9 +265,11 @@ class OutboundQueue:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1: {limit}")
-        query = select(OutboundMessage).order_by(OutboundMessage.id).limit(limit)
+        # Core rows, not ORM objects: the delivery task reads the queue's head in batches.
+        table = OutboundMessage.__table__
+        query = select(table).order_by(table.c.id).limit(limit)
         with _transaction(self._db, "cannot read the queue") as s:
-            return [_queued_message(row) for row in s.scalars(query)]
+            return [_queued_message(row) for row in s.execute(query)]
 
     def mark_attempt(
         self,
@@ -307,11 +310,29 @@ class OutboundQueue:
             KeyError: no message has this id.
             StoreError: the database could not be written.
         """
+        if self.ack_many((id,)) != 1:
+            raise KeyError(id)
+
+    def ack_many(self, ids: Sequence[int]) -> int:
+        """Remove delivered messages, all in one committed transaction (one ``DELETE`` by
+        primary key, one fsync), so a delivery task can acknowledge a run of CALLRESULTs at
+        once. Ids that are gone already are skipped.
+
+        Returns:
+            How many messages were removed.
+
+        Raises:
+            StoreError: the database could not be written (nothing was removed).
+        """
+        if not ids:
+            return 0
+        removed = 0
         with _transaction(self._db, "cannot update the queue") as s:
-            row = s.get(OutboundMessage, id)
-            if row is None:
-                raise KeyError(id)
-            s.delete(row)
+            for first in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = list(ids[first : first + _IDS_PER_STATEMENT])
+                result = s.execute(delete(OutboundMessage).where(OutboundMessage.id.in_(chunk)))
+                removed += int(getattr(result, "rowcount", 0) or 0)
+        return removed
 
     def __len__(self) -> int:
         """How many messages wait.
@@ -367,7 +388,8 @@ def _variable_key(row: DeviceVariable) -> VariableKey:
     )
 
 
-def _queued_message(row: OutboundMessage) -> QueuedMessage:
+def _queued_message(row: Any) -> QueuedMessage:
+    """A QueuedMessage from an ``outbound_messages`` row (ORM object or Core row)."""
     try:
         payload = json.loads(row.payload)
     except ValueError as exc:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, text
 
 from station.errors import StoreError
 from station.store.db import Database
@@ -26,7 +26,22 @@ from station.store.models import OpenTransactionRow, OutboundMessage
 from station.store.repositories import _from_db, _to_db, _transaction
 from station.transactions.model import Measurand, MeterReading, OpenTransaction
 
-__all__ = ["PendingMessage", "TransactionRepository"]
+__all__ = ["THINNABLE_TRIGGERS", "PendingMessage", "QueueThinning", "TransactionRepository"]
+
+THINNABLE_TRIGGERS: tuple[str, ...] = ("MeterValuePeriodic", "MeterValueClock")
+"""The triggerReasons of the TransactionEvents a full queue may thin: Updated events that carry
+meter samples only (no chargingState, no idToken). Started and Ended are never thinned."""
+
+# The oldest thinnable TransactionEvents first. JSON1 is built into the SQLite Python ships.
+_THINNABLE = text(
+    "SELECT id, transaction_id, json_extract(payload, '$.seqNo') FROM outbound_messages"
+    " WHERE action = 'TransactionEvent'"
+    " AND json_extract(payload, '$.eventType') = 'Updated'"
+    " AND json_extract(payload, '$.triggerReason') IN ('MeterValuePeriodic', 'MeterValueClock')"
+    " AND json_extract(payload, '$.transactionInfo.chargingState') IS NULL"
+    " AND json_extract(payload, '$.idToken') IS NULL"
+    " ORDER BY id LIMIT :limit"
+)
 
 _READING_FIELDS = (
     "energy_import_wh",
@@ -48,6 +63,27 @@ class PendingMessage:
     action: str
     payload: dict[str, Any]
     transaction_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueThinning:
+    """What one thinning of the full queue dropped (for the log line and the notification).
+
+    ``dropped`` maps each transaction id to the seqNo of the events dropped from it; the seqNo
+    of the events that stay are not changed, so the CSMS sees the gap. ``queued`` is how many
+    messages wait afterwards; ``limit`` the bound. ``dropped`` is empty when nothing could be
+    thinned (only Started, Ended and state-changing events wait): the queue then stays above
+    its bound rather than lose one of those.
+    """
+
+    dropped: dict[str, tuple[int, ...]]
+    queued: int
+    limit: int
+
+    @property
+    def count(self) -> int:
+        """How many messages were dropped."""
+        return sum(len(seq_nos) for seq_nos in self.dropped.values())
 
 
 class TransactionRepository:
@@ -119,6 +155,51 @@ class TransactionRepository:
         """Forget EVSE ``evse_id``'s open transaction (without queueing anything)."""
         with _transaction(self._db, "cannot clear an open transaction") as s:
             s.execute(delete(OpenTransactionRow).where(OpenTransactionRow.evse_id == evse_id))
+
+    def thin(self, limit: int, *, headroom: int = 0) -> QueueThinning | None:
+        """Keep the outbound queue within ``limit`` messages (issue 3: "the oldest meter samples
+        of an ongoing transaction are thinned first, never Started/Ended").
+
+        When more than ``limit`` messages wait, the oldest thinnable TransactionEvents
+        (:data:`THINNABLE_TRIGGERS`) are deleted, in one committed transaction, until
+        ``limit - headroom`` wait (the headroom spares a thinning per new message).
+
+        Args:
+            limit: the bound, at least 1.
+            headroom: how far below the bound to thin, 0 to less than ``limit``.
+
+        Returns:
+            None when the queue is within its bound, else what was dropped.
+
+        Raises:
+            ValueError: a limit below 1 or a headroom outside 0 to limit - 1.
+            StoreError: the database could not be read or written (nothing was dropped).
+        """
+        if limit < 1 or not 0 <= headroom < limit:
+            raise ValueError(
+                f"limit must be at least 1 and headroom 0 to limit - 1: {limit}, {headroom}"
+            )
+        table = OutboundMessage.__table__
+        with _transaction(self._db, "cannot thin the queue") as s:
+            # ids only grow, so max - min + 1 bounds the count without scanning the table.
+            low, high = s.execute(select(func.min(table.c.id), func.max(table.c.id))).one()
+            if low is None or high - low + 1 <= limit:
+                return None
+            queued = s.scalar(select(func.count()).select_from(table)) or 0
+            if queued <= limit:
+                return None
+            rows = s.execute(_THINNABLE, {"limit": queued - (limit - headroom)}).all()
+            dropped: dict[str, list[int]] = {}
+            for _, transaction_id, seq_no in rows:
+                dropped.setdefault(str(transaction_id), []).append(int(seq_no))
+            ids = [row[0] for row in rows]
+            for first in range(0, len(ids), 500):
+                s.execute(
+                    delete(OutboundMessage).where(OutboundMessage.id.in_(ids[first : first + 500]))
+                )
+            return QueueThinning(
+                {tx: tuple(seq_nos) for tx, seq_nos in dropped.items()}, queued - len(ids), limit
+            )
 
     def queued_for(self, transaction_id: str) -> int:
         """How many messages of ``transaction_id`` wait in the outbound queue."""

@@ -33,6 +33,7 @@ __all__ = [
     "IdTokenInfo",
     "Verdict",
     "cache_entry",
+    "cache_evictions",
     "decide_authorization",
     "decide_on_authorize_response",
     "token_key",
@@ -66,10 +67,20 @@ class IdTokenInfo:
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
-    """An Authorization Cache entry: the info and when it was last updated (AuthCacheLifeTime)."""
+    """An Authorization Cache entry: the info, when it was last updated (AuthCacheLifeTime) and
+    when it last decided an authorization (AuthCacheCtrlr.Policy LRU; None: never, since the
+    update)."""
 
     info: IdTokenInfo
     updated_at: datetime
+    last_used_at: datetime | None = None
+
+    @property
+    def recency(self) -> datetime:
+        """When the entry was last written or used, whichever is later."""
+        if self.last_used_at is None or self.last_used_at < self.updated_at:
+            return self.updated_at
+        return self.last_used_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,7 @@ class AuthConfig:
     cache_enabled: bool = True
     cache_lifetime_s: float | None = None  # AuthCacheCtrlr.LifeTime; None: no limit
     cache_disable_post_authorize: bool = False
+    cache_storage_max_b: int | None = None  # AuthCacheCtrlr.Storage maxLimit; None: no limit
     local_list_enabled: bool = True
     local_list_disable_post_authorize: bool = False
 
@@ -222,3 +234,44 @@ def cache_entry(info: IdTokenInfo, now: datetime, config: AuthConfig) -> CacheEn
     if info.cache_expiry is not None and info.cache_expiry < now:
         return None
     return CacheEntry(info, now)
+
+
+def cache_evictions(
+    cache: Mapping[tuple[str, str], CacheEntry],
+    sizes_b: Mapping[tuple[str, str], int],
+    limit_b: int,
+    now: datetime,
+    config: AuthConfig,
+) -> list[tuple[str, str]]:
+    """The entries to remove so that the cache takes at most ``limit_b`` bytes (AuthCacheCtrlr
+    Storage: "MaxLimit indicates the maximum number of bytes that can be used by the
+    Authorization Cache").
+
+    Order (AuthCacheCtrlr.Policy LRU, the station's only policy): entries that can no longer
+    decide anything first (past their cacheExpiryDateTime or AuthCacheCtrlr.LifeTime, C10.FR.10
+    / C10.FR.13), oldest first; then valid entries, least recently used (written or used) first.
+
+    Args:
+        cache: the Authorization Cache, by :func:`token_key`.
+        sizes_b: the bytes each entry takes in the store (a missing key counts 0).
+        limit_b: the bound, in bytes.
+        now: timezone-aware UTC.
+        config: for LifeTime.
+
+    Returns:
+        The keys to remove, in removal order; empty when the cache fits.
+    """
+    total_b = sum(sizes_b.get(key, 0) for key in cache)
+    if total_b <= limit_b:
+        return []
+    order = sorted(
+        cache,
+        key=lambda key: (_cache_valid(cache[key], now, config), cache[key].recency, key),
+    )
+    evicted: list[tuple[str, str]] = []
+    for key in order:
+        if total_b <= limit_b:
+            break
+        evicted.append(key)
+        total_b -= sizes_b.get(key, 0)
+    return evicted

@@ -7,8 +7,12 @@ the connector status Reserved (through ``on_reserved``, which the composition ro
 StatusNotifications). The transactions service asks :meth:`ReservationService.admit` before it
 authorizes a session and :meth:`ReservationService.consume` when it does.
 
-Reservations are kept in memory: a restart forgets them (the CSMS learns it from the connector
-statuses sent at boot). It must not import ``ocpp`` nor talk SQL.
+Reservations are written through to a :class:`ReservationStore` (``station.store``) after every
+change, before the CSMS gets its answer, and loaded at start: a restart keeps them (each still
+blocks other tokens and expires at its expiryDateTime; one that expired while the station was down
+expires, with its ReservationStatusUpdate, as soon as the shell runs). A ReserveNow or
+CancelReservation that cannot be stored changes nothing and is Rejected. It must not import
+``ocpp`` nor talk SQL.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Protocol
 
 from station.clock import Clock
-from station.errors import OcppError
+from station.errors import OcppError, StoreError
 from station.transactions.model import IdToken
 from station.transactions.reservations import (
     Admission,
@@ -32,7 +36,7 @@ from station.transactions.reservations import (
     ReserveStatus,
 )
 
-__all__ = ["ReservationPort", "ReservationService"]
+__all__ = ["ReservationPort", "ReservationService", "ReservationStore"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,15 @@ class ReservationPort(Protocol):
         ...
 
 
+class ReservationStore(Protocol):
+    """Where the reservations persist (``station.store.ReservationRepository``); both methods
+    raise :class:`~station.errors.StoreError`."""
+
+    def load(self) -> list[Reservation]: ...
+
+    def replace_all(self, reservations: Iterable[Reservation]) -> None: ...
+
+
 class ReservationService:
     """The station's reservations.
 
@@ -60,6 +73,10 @@ class ReservationService:
         non_evse_specific: ReservationCtrlr.NonEvseSpecific, read at each request.
         on_reserved: ``(evse_id, reserved)`` whenever an EVSE starts or stops showing Reserved.
         spawn: runs the ReservationStatusUpdate sends on the station's task group.
+        store: where the reservations persist; None keeps them in memory only.
+
+    Raises:
+        StoreError: the stored reservations could not be read.
     """
 
     def __init__(
@@ -72,8 +89,12 @@ class ReservationService:
         non_evse_specific: Callable[[], bool] = lambda: True,
         on_reserved: Callable[[int, bool], None] = lambda evse, reserved: None,
         spawn: Spawn,
+        store: ReservationStore | None = None,
     ) -> None:
         self.book = ReservationBook()
+        self._store = store
+        if store is not None:
+            self.book.restore(store.load())
         self.csms = csms
         self.clock = clock
         self._views = views
@@ -88,6 +109,7 @@ class ReservationService:
 
     def reserve(self, request: Reservation) -> ReserveStatus:
         """ReserveNow; call :meth:`refresh` once the response is sent."""
+        before = self.book.all()
         status = self.book.reserve(
             request,
             self._views(),
@@ -95,6 +117,9 @@ class ReservationService:
             enabled=self._enabled(),
             non_evse_specific=self._non_evse_specific(),
         )
+        if status is ReserveStatus.ACCEPTED and not self._save():
+            self.book.restore(before)  # not on disk: not held
+            status = ReserveStatus.REJECTED
         log.info(
             "ReserveNow %d (evse %s, token %s): %s",
             request.reservation_id,
@@ -107,7 +132,11 @@ class ReservationService:
 
     def cancel(self, reservation_id: int) -> CancelStatus:
         """CancelReservation; call :meth:`refresh` once the response is sent."""
+        before = self.book.all()
         status = self.book.cancel(reservation_id)
+        if status is CancelStatus.ACCEPTED and not self._save():
+            self.book.restore(before)
+            status = CancelStatus.REJECTED
         log.info("CancelReservation %d: %s", reservation_id, status.value)
         self._changed.set()
         return status
@@ -122,7 +151,19 @@ class ReservationService:
         """A session was authorized with ``reservation`` (H03.FR.09); no ReservationStatusUpdate."""
         if self.book.consume(reservation.reservation_id) is not None:
             log.info("reservation %d used", reservation.reservation_id)
+            self._save()
             self._changed.set()
+
+    def _save(self) -> bool:
+        """Write the book through to the store; False (logged) when it could not be written."""
+        if self._store is None:
+            return True
+        try:
+            self._store.replace_all(self.book.all())
+        except StoreError:
+            log.exception("reservations could not be stored")
+            return False
+        return True
 
     # --- consequences ----------------------------------------------------------------------
 
@@ -130,9 +171,12 @@ class ReservationService:
         """Re-evaluate after anything changed (a request, a session, availability): remove the
         reservations the station can no longer honour (Removed), update Reserved statuses."""
         views = self._views()
-        for reservation in self.book.remove_unserviceable(views):
+        removed = self.book.remove_unserviceable(views)
+        for reservation in removed:
             log.info("reservation %d removed: its EVSE cannot serve it", reservation.reservation_id)
             self._notify(reservation, ReservationUpdate.REMOVED)
+        if removed:
+            self._save()
         self._show(self.book.reserved_evses(views))
 
     def _show(self, reserved: frozenset[int]) -> None:
@@ -157,6 +201,8 @@ class ReservationService:
 
     async def run(self) -> None:
         """H04: end each reservation at its expiryDateTime, until cancelled."""
+        if len(self.book):
+            self.refresh()  # reservations restored from the store show Reserved again
         while True:
             self._changed.clear()
             now = self.clock.now()
@@ -165,6 +211,7 @@ class ReservationService:
                 log.info("reservation %d expired", reservation.reservation_id)
                 self._notify(reservation, ReservationUpdate.EXPIRED)
             if expired:
+                self._save()
                 self.refresh()
             due = self.book.next_expiry()
             if due is None:

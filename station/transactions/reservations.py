@@ -179,6 +179,11 @@ class ReservationBook:
     def all(self) -> tuple[Reservation, ...]:
         return tuple(self._by_id.values())
 
+    def restore(self, reservations: Iterable[Reservation]) -> None:
+        """Hold exactly ``reservations`` (as stored before a restart, or a snapshot from
+        :meth:`all`), without judging them again; expired ones go at the next :meth:`expire`."""
+        self._by_id = {r.reservation_id: r for r in reservations}
+
     # --- H01 / H02 --------------------------------------------------------------------------
 
     def reserve(

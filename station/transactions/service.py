@@ -16,6 +16,10 @@ Owns *when* transaction events happen and *that* the CSMS receives every one of 
   MessageAttempts/MessageAttemptInterval [TransactionEvent]); then the message is dropped with a
   log line. Events generated while the link is down carry ``offline: true`` and wait in the
   queue; on reconnect the queue is sent oldest first, so queued messages go before new ones.
+- The queue has a bound (``queue_max_messages``): beyond it the oldest meter-value-only Updated
+  events are thinned (never Started, Ended or a state change; the others keep their seqNo, so
+  the CSMS sees the gap), with a WARNING line and the ``queue_thinned_listeners`` (the station
+  sends a MemoryExhaustion security event).
 - At start, every transaction found open in the store is ended with stoppedReason PowerLoss
   (:func:`~station.transactions.machine.recover`) and the last persisted meter values.
 
@@ -48,15 +52,18 @@ from station.store import (
     OutboundQueue,
     PendingMessage,
     QueuedMessage,
+    QueueThinning,
     TransactionRepository,
 )
 from station.transactions.auth import (
     AuthConfig,
     AuthorizationStatus,
+    AuthSource,
     CacheEntry,
     IdTokenInfo,
     Verdict,
     cache_entry,
+    cache_evictions,
     decide_authorization,
     decide_on_authorize_response,
     token_key,
@@ -110,6 +117,12 @@ log = logging.getLogger(__name__)
 TRANSACTION_EVENT = "TransactionEvent"
 DELIVERY_READ_AHEAD = 64
 """Queued messages the delivery task reads at once (one read per batch, not per message)."""
+QUEUE_HEADROOM_DIVISOR = 20
+"""A full queue is thinned to 1/20 below its bound, so that it is not thinned at every event."""
+ACK_BATCH = 32
+"""Delivered messages whose deletion the delivery task commits at once (one fsync)."""
+ACK_DELAY_S = 0.05
+"""The longest a delivered message waits for its deletion to be committed, while sending."""
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
 
@@ -162,7 +175,9 @@ class CsmsPort(Protocol):
 
     async def wait_online(self) -> None: ...
 
-    def encode(self, message: TransactionEventOut) -> dict[str, Any]: ...
+    def encode(self, message: TransactionEventOut) -> dict[str, Any]:
+        """The wire payload to queue; raises LocalOcppError if it can never be valid."""
+        ...
 
     async def send_transaction_event(self, payload: dict[str, Any]) -> IdTokenInfo | None: ...
 
@@ -208,6 +223,8 @@ class TransactionService:
         local_list: LocalListRepository | None = None,
         auth_cache: AuthCacheRepository | None = None,
         on_local_list_changed: Callable[[int, int], None] = lambda entries, size_b: None,
+        queue_max_messages: int | None = None,
+        on_auth_cache_changed: Callable[[int], None] = lambda size_b: None,
     ) -> None:
         self.ports = dict(ports)
         self.csms = csms
@@ -224,6 +241,11 @@ class TransactionService:
         self.started_listeners: list[Callable[[int, str], None]] = []
         self.ended_listeners: list[Callable[[int, str], None]] = []
         self._on_settled = on_settled
+        #: The queue's bound ([storage] queue_max_messages); None: unbounded.
+        self.queue_max_messages = queue_max_messages
+        #: Subscribers told each time the full queue was thinned (the OCPP side reports it to
+        #: the CSMS). Append to subscribe.
+        self.queue_thinned_listeners: list[Callable[[QueueThinning], None]] = []
         #: H03: the reservations a new authorization must respect (set by the composition root).
         self.reservations: ReservationService | None = None
         connectors = connector_ids or {}
@@ -246,6 +268,7 @@ class TransactionService:
         self._list_store = local_list
         self._cache_store = auth_cache
         self._on_local_list_changed = on_local_list_changed
+        self._on_auth_cache_changed = on_auth_cache_changed
         self._local_version = 0
         self._local_list: dict[tuple[str, str], IdTokenInfo] = {}
         self._cache: dict[tuple[str, str], CacheEntry] = {}
@@ -421,8 +444,11 @@ class TransactionService:
 
     async def _send_meter_values(self, values: Sequence[tuple[int, MeterValue]]) -> None:
         """MeterValues, one request per EVSE. Not queued: they are not transaction messages
-        (issue 3: "other message kinds never block the queue"); offline, or refused, they are
-        dropped with a log line."""
+        (issue 3: "other message kinds never block the queue"), and only a Charging Station with
+        OCPPCommCtrlr.QueueAllMessages true (an optional variable this station does not offer;
+        Part 2 appendices: "the Charging Station will queue all message until they are
+        delivered") queues other messages. Offline, or refused, they are dropped with a log
+        line; meter values inside a transaction travel in the queued TransactionEvents."""
         for evse_id, value in values:
             try:
                 await self.csms.send_meter_values(evse_id, (value,))
@@ -505,6 +531,8 @@ class TransactionService:
             else:
                 self._remember(token, info, settings.auth)
                 decision = decide_on_authorize_response(info, evse_id)
+        elif decision.source is AuthSource.CACHE:
+            self._cache_used(token, now)
         if decision.verdict is not Verdict.ACCEPT:
             return None
         return decision.info or IdTokenInfo(AuthorizationStatus.ACCEPTED)
@@ -524,8 +552,48 @@ class TransactionService:
                 if self._cache_store is not None:
                     self._cache_store.put(token, entry)
                 self._cache[key] = entry
+            self._fit_cache(config)
         except StoreError:
             log.exception("authorization cache: could not store %s", token.id_token)
+
+    def _cache_used(self, token: IdToken, now: datetime) -> None:
+        """The cache entry of ``token`` decided an authorization: it is the most recently used."""
+        key = token_key(token)
+        entry = self._cache.get(key)
+        if entry is None:
+            return
+        self._cache[key] = replace(entry, last_used_at=now)
+        if self._cache_store is not None:
+            try:
+                self._cache_store.touch(token, now)
+            except StoreError:
+                log.exception("authorization cache: could not mark %s used", token.id_token)
+
+    def _fit_cache(self, config: AuthConfig) -> None:
+        """C10 / AuthCacheCtrlr.Storage: evict (expired first, then least recently used) until
+        the cache fits its byte limit; report the bytes it takes.
+
+        Raises:
+            StoreError: the store could not be read or written.
+        """
+        if self._cache_store is None:
+            return
+        sizes = self._cache_store.sizes()
+        limit_b = config.cache_storage_max_b
+        if limit_b is not None:
+            evicted = cache_evictions(self._cache, sizes, limit_b, self.clock.now(), config)
+            if evicted:
+                self._cache_store.remove_keys(evicted)
+                for key in evicted:
+                    self._cache.pop(key, None)
+                    sizes.pop(key, None)
+                log.info(
+                    "authorization cache at its limit of %d B: evicted %d entr%s",
+                    limit_b,
+                    len(evicted),
+                    "y" if len(evicted) == 1 else "ies",
+                )
+        self._on_auth_cache_changed(sum(sizes.get(key, 0) for key in self._cache))
 
     # ------------------------------------------------------- D01/D02/C11 list and cache
 
@@ -535,6 +603,17 @@ class TransactionService:
         if self._list_store is not None and self._local_list:
             size_b = self._list_store.storage_bytes()
         return len(self._local_list), size_b
+
+    def auth_cache_storage_b(self) -> int:
+        """The bytes the Authorization Cache takes in the store (AuthCacheCtrlr.Storage).
+
+        Raises:
+            StoreError: the store could not be read.
+        """
+        if self._cache_store is None or not self._cache:
+            return 0
+        sizes = self._cache_store.sizes()
+        return sum(sizes.get(key, 0) for key in self._cache)
 
     def local_list_version(self) -> int:
         """D02 GetLocalListVersion: the list's version; 0 when there is none, it is empty or
@@ -592,6 +671,7 @@ class TransactionService:
                 log.exception("ClearCache: could not clear the stored cache")
                 return False
         self._cache.clear()
+        self._on_auth_cache_changed(0)
         log.info("authorization cache cleared")
         return True
 
@@ -712,20 +792,29 @@ class TransactionService:
         now: datetime,
     ) -> None:
         offline = not self.csms.online
-        pending = [
-            PendingMessage(
-                TRANSACTION_EVENT,
-                self.csms.encode(replace(m, offline=offline) if offline else m),
-                m.transaction_id,
-            )
-            for m in messages
-        ]
+        pending: list[PendingMessage] = []
+        for m in messages:
+            try:
+                payload = self.csms.encode(replace(m, offline=offline) if offline else m)
+            except LocalOcppError as exc:
+                # E13: a message that can never be valid would block the queue forever.
+                log.error(
+                    "EVSE %d: TransactionEvent seqNo=%d tx=%s dropped: %s",
+                    evse_id,
+                    m.seq_no,
+                    m.transaction_id,
+                    exc,
+                )
+                continue
+            pending.append(PendingMessage(TRANSACTION_EVENT, payload, m.transaction_id))
         try:
             self.transactions.record(evse_id, open_tx, pending, now=now)
         except StoreError:
             # Nothing else can be done here: the message is lost, and says so.
             log.exception("EVSE %d: could not commit %d TransactionEvent(s)", evse_id, len(pending))
             return
+        if self.queue_max_messages is not None:
+            self._thin(self.queue_max_messages)
         for m in messages:
             log.info(
                 "EVSE %d: queued TransactionEvent %s seqNo=%d tx=%s trigger=%s%s",
@@ -737,6 +826,37 @@ class TransactionService:
                 " (offline)" if offline else "",
             )
         self._wake.set()
+
+    def _thin(self, limit: int) -> None:
+        """Issue 3: at its bound, the queue drops the oldest meter-value-only Updated events
+        (never Started or Ended; the others keep their seqNo, so the CSMS sees the gap the
+        seqNo exists to show), says so in a WARNING line, and tells the listeners."""
+        try:
+            thinning = self.transactions.thin(limit, headroom=limit // QUEUE_HEADROOM_DIVISOR)
+        except StoreError:
+            log.exception("the outbound queue could not be thinned")
+            return
+        if thinning is None:
+            return
+        if thinning.count == 0:
+            log.warning(
+                "outbound queue over its bound (%d of %d): nothing left that may be thinned",
+                thinning.queued,
+                limit,
+            )
+        else:
+            log.warning(
+                "outbound queue full (bound %d): dropped %d meter-value-only TransactionEvent(s) "
+                "(%s); %d messages wait",
+                limit,
+                thinning.count,
+                ", ".join(
+                    f"tx={tx} seqNo {seq[0]}..{seq[-1]}" for tx, seq in thinning.dropped.items()
+                ),
+                thinning.queued,
+            )
+        for listener in list(self.queue_thinned_listeners):
+            listener(thinning)
 
     # -------------------------------------------------------------------------- running
 
@@ -750,38 +870,68 @@ class TransactionService:
         # The head of the queue, read ahead: only this task deletes or changes queued messages,
         # and new ones get higher ids, so the batch stays the head, in order, until it is sent.
         # It is read again after a failed attempt (which changes or drops its first message).
-        # Durability is the store's: each message is deleted by its own committed ack, after
-        # its CALLRESULT.
+        # A message is deleted only after its CALLRESULT; the deletions of a run of CALLRESULTs
+        # are committed together (one fsync for up to ACK_BATCH messages, at the latest
+        # ACK_DELAY_S after the first of them, and always before the queue is read again,
+        # before waiting, and before an attempt is recorded). A crash in between sends those
+        # messages again, byte for byte, as a crash between a CALLRESULT and its own
+        # acknowledgement would; nothing is lost.
         batch: deque[QueuedMessage] = deque()
-        while True:
-            if not batch:
-                batch.extend(self.queue.peek(DELIVERY_READ_AHEAD))
-            if not batch:
-                self._wake.clear()
-                if not self.queue.peek(1):
-                    await self._wake.wait()
-                continue
-            message = batch[0]
-            if not self.csms.online:
-                await self.csms.wait_online()
-                continue
-            now = self.clock.now()
-            if message.next_attempt_at is not None and message.next_attempt_at > now:
-                await asyncio.sleep((message.next_attempt_at - now).total_seconds())
-                continue
-            try:
-                info = await self.csms.send_transaction_event(message.payload)
-            except ConnectionLostError:
-                continue  # not an attempt: wait for the link, then send it again
-            except (RemoteOcppError, LocalOcppError) as exc:
-                batch.clear()
-                self._failed_attempt(message.id, message.attempts + 1, exc)
-                continue
-            batch.popleft()
-            self.queue.ack(message.id)
-            self.delivered += 1
-            if info is not None:
-                self._answered(message.transaction_id, message.payload, info)
+        acked: list[int] = []
+        acked_since = 0.0
+        try:
+            while True:
+                if not batch:
+                    self._flush_acks(acked)
+                    batch.extend(self.queue.peek(DELIVERY_READ_AHEAD))
+                if not batch:
+                    self._wake.clear()
+                    if not self.queue.peek(1):
+                        await self._wake.wait()
+                    continue
+                message = batch[0]
+                if not self.csms.online:
+                    self._flush_acks(acked)
+                    await self.csms.wait_online()
+                    continue
+                now = self.clock.now()
+                if message.next_attempt_at is not None and message.next_attempt_at > now:
+                    self._flush_acks(acked)
+                    await asyncio.sleep((message.next_attempt_at - now).total_seconds())
+                    continue
+                if acked and (
+                    len(acked) >= ACK_BATCH or self.clock.monotonic() - acked_since >= ACK_DELAY_S
+                ):
+                    self._flush_acks(acked)
+                try:
+                    info = await self.csms.send_transaction_event(message.payload)
+                except ConnectionLostError:
+                    continue  # not an attempt: wait for the link, then send it again
+                except (RemoteOcppError, LocalOcppError) as exc:
+                    batch.clear()
+                    self._flush_acks(acked)
+                    self._failed_attempt(message.id, message.attempts + 1, exc)
+                    continue
+                batch.popleft()
+                if not acked:
+                    acked_since = self.clock.monotonic()
+                acked.append(message.id)
+                self.delivered += 1
+                if info is not None:
+                    self._answered(message.transaction_id, message.payload, info)
+        finally:
+            with contextlib.suppress(StoreError):
+                self._flush_acks(acked)
+
+    def _flush_acks(self, acked: list[int]) -> None:
+        """Commit the deletion of the delivered messages in ``acked`` and empty it.
+
+        Raises:
+            StoreError: the store could not be written (``acked`` is kept for the next try).
+        """
+        if acked:
+            self.queue.ack_many(acked)
+            acked.clear()
 
     def _failed_attempt(self, message_id: int, attempts: int, exc: OcppError) -> None:
         settings = self.settings()

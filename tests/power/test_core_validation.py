@@ -40,7 +40,7 @@ NUMBER_FIELDS = [
 
 
 def test_every_number_field_is_covered() -> None:
-    assert len(NUMBER_FIELDS) == 27
+    assert len(NUMBER_FIELDS) == 28
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
@@ -89,6 +89,8 @@ WRONG_SIGN = [
     ),
     (GridState, {"in_window": True, "max_export_w": -1.0}, "max_export_w"),
     (GridState, {"in_window": True, "der_limit_max_discharge_w": -1.0}, "der_limit"),
+    (GridState, {"in_window": True, "frequency_droop_pu": 2.5}, "frequency_droop_pu"),
+    (GridState, {"in_window": True, "frequency_droop_pu": -2.5}, "frequency_droop_pu"),
     (ExternalInputs, {"limit_w": -1.0}, "limit_w"),
     (ExternalInputs, {"discharge_limit_w": 5.0}, "discharge_limit_w"),
 ]
