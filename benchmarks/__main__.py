@@ -3,7 +3,8 @@
 Runs ``benchmarks.boot --runs 3``, ``benchmarks.rss --idle-s 2``, ``benchmarks.roundtrip --n 200``,
 ``benchmarks.replay --n 1000``, ``benchmarks.composite --seconds 1``,
 ``benchmarks.profile_latency --n 200``, ``benchmarks.chademo_period --seconds 10``,
-``benchmarks.inverter_setpoint --n 500`` and ``benchmarks.grid_trip --n 50``, each in its own Python
+``benchmarks.inverter_setpoint --n 500``, ``benchmarks.grid_trip --n 50`` and
+``benchmarks.crash --kills 8``, each in its own Python
 process (so one does not warm or load the other), streams their output, reads the figure each prints
 last (``name=value``) and prints a table with the goals. ``--full`` uses each benchmark's own
 defaults instead (10 boots, 5 s idle, 500 CALLs, 10,000 queued events, 1,000 profiles; the replay
@@ -45,6 +46,7 @@ BENCHES = (
     Bench("chademo_period", ("--seconds", "10"), "p99 deviation ≤ 2 ms (issue 5)", "le:2"),
     Bench("inverter_setpoint", ("--n", "500"), "p99 ≤ 5 ms (issue 6)", "le:5"),
     Bench("grid_trip", ("--n", "50"), "p99 ≤ 50 ms at 20 ms poll (issue 6)", "le:50"),
+    Bench("crash", ("--kills", "8"), "lost 0 (issue 3)", "le:0"),
 )
 
 

@@ -410,6 +410,7 @@ class Station:
             self.device_model.value("SmartChargingCtrlr", "LimitChangeSignificance")
         )
         self.link.online_listeners.append(self.smart_charging.set_online)
+        self.link.availability_listeners.append(self._refresh_power)
         self.sim_vehicles.on_needs(
             self.smart_charging.ev_charging_needs,
             frozenset(
@@ -603,6 +604,7 @@ class Station:
         changed = self.availability.transaction_ended(evse_id)
         if changed:
             self.spawn(self.link.send_statuses(changed))
+            self._refresh_power()
 
     async def _settle_memory(self) -> None:
         """Once the CSMS accepted the station, return start-up's freed heap to the OS."""

@@ -138,6 +138,7 @@ async def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
         assert unique[0]["eventType"] == "Started"
         values = [v for e in unique for v in energy(e)]
         assert values == sorted(values), (transaction_id, values)
+    assert duplicates <= KILLS  # at most one re-send per kill (each ack committed before the next)
     transactions = list(by_tx.values())
     assert len(transactions) >= 2
     for events in transactions[:-1]:  # each killed run's session was ended after the restart

@@ -137,6 +137,9 @@ class OcppLink:
         #: Told True once the CSMS accepted the station on a connection, False when the link is
         #: lost or a connection attempt fails (smart charging's maxOfflineDuration).
         self.online_listeners: list[Callable[[bool], None]] = []
+        #: Called after a ChangeAvailability changed some connector's operative state (the
+        #: energy manager re-evaluates: an inoperative EVSE draws no power).
+        self.availability_listeners: list[Callable[[], None]] = []
         self._online: bool | None = None
         device_model.subscribe(self._variable_changed)
 
@@ -608,6 +611,9 @@ class StationSession(
         changed, self._availability_changes = self._availability_changes, ()
         if self.link.reservations is not None:
             self.link.reservations.refresh()  # H: an inoperative EVSE loses its reservation
+        if changed:
+            for listener in list(self.link.availability_listeners):
+                listener()
         return self.link.send_statuses(changed)
 
     # ---------------------------------------------------------------- F06 trigger

@@ -38,18 +38,21 @@ class MessageLog:
         """Record one frame as it crossed the wire."""
         if self._file is None:
             return
-        message: Any
+        stamp = format_ocpp_time(self._clock.now())
+        if direction == "out" and isinstance(raw, str):
+            # Our own frames are JSON the session serialised itself, on one line: embedded as
+            # they are, not parsed and serialised again (the replay hot path).
+            text = f'{{"time":"{stamp}","direction":"out","message":{raw}}}\n'
+        else:
+            message: Any
+            try:
+                message = json.loads(raw)
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly deep
+                message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            line = {"time": stamp, "direction": direction, "message": message}
+            text = json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
         try:
-            message = json.loads(raw)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly deep
-            message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        line = {
-            "time": format_ocpp_time(self._clock.now()),
-            "direction": direction,
-            "message": message,
-        }
-        try:
-            self._file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+            self._file.write(text)
             self._file.flush()
         except OSError as exc:  # a full disk must not stop the station
             log.warning("message log %s: %s", self.path, exc)

@@ -119,8 +119,11 @@ DELIVERY_READ_AHEAD = 64
 """Queued messages the delivery task reads at once (one read per batch, not per message)."""
 QUEUE_HEADROOM_DIVISOR = 20
 """A full queue is thinned to 1/20 below its bound, so that it is not thinned at every event."""
-ACK_BATCH = 32
-"""Delivered messages whose deletion the delivery task commits at once (one fsync)."""
+ACK_BATCH = 1
+"""Delivered messages whose deletion the delivery task may commit at once (one fsync). 1: the
+CSMS's acknowledgement of a message is committed before the next one is sent, so a crash can
+send again at most the one message whose CALLRESULT arrived just before it (issue 3: "no
+message is sent twice"). Larger values replay faster and re-send up to that many."""
 ACK_DELAY_S = 0.05
 """The longest a delivered message waits for its deletion to be committed, while sending."""
 
@@ -870,12 +873,10 @@ class TransactionService:
         # The head of the queue, read ahead: only this task deletes or changes queued messages,
         # and new ones get higher ids, so the batch stays the head, in order, until it is sent.
         # It is read again after a failed attempt (which changes or drops its first message).
-        # A message is deleted only after its CALLRESULT; the deletions of a run of CALLRESULTs
-        # are committed together (one fsync for up to ACK_BATCH messages, at the latest
-        # ACK_DELAY_S after the first of them, and always before the queue is read again,
-        # before waiting, and before an attempt is recorded). A crash in between sends those
-        # messages again, byte for byte, as a crash between a CALLRESULT and its own
-        # acknowledgement would; nothing is lost.
+        # A message is deleted only after its CALLRESULT, and that deletion is committed before
+        # the next message is sent (ACK_BATCH; always before the queue is read again, before
+        # waiting, and before an attempt is recorded). A crash between a CALLRESULT and its
+        # commit sends that one message again, byte for byte with its seqNo; nothing is lost.
         batch: deque[QueuedMessage] = deque()
         acked: list[int] = []
         acked_since = 0.0
