@@ -374,6 +374,10 @@ class Station:
                 frozenset(DerControlType(n) for n in config.inverter.der_controls)
                 if config.inverter.der_controls
                 else None,
+                # SunSpec 705/706: the simulated inverter has them; a real device when the
+                # config says so (discovery comes after the DER service is built).
+                volt_curves=config.inverter.volt_curves
+                or (config.inverter.link is LinkKind.SIMULATED and not config.inverter.sim_legacy),
             ),
         )
         self.der_grid = DerGridView(

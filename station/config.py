@@ -287,6 +287,7 @@ class InverterConfig:
     settle_timeout_s: float = 5.0
     fault_retry_s: float = 60.0
     der_controls: tuple[str, ...] = ()
+    volt_curves: bool = False
     sim_legacy: bool = False
     sim_base_address: int = 40000
     sim_time_constant_s: float = 0.2
@@ -322,9 +323,9 @@ class InverterConfig:
             except RegisterMapError as exc:
                 raise where.error("register_map", str(exc)) from None
         if self.der_controls:
-            from station.der.grid import CONTROLS_WITH_INVERTER
+            from station.der.grid import CONTROLS_WITH_INVERTER, VOLT_CURVE_CONTROLS
 
-            known = sorted(t.value for t in CONTROLS_WITH_INVERTER)
+            known = sorted(t.value for t in CONTROLS_WITH_INVERTER | VOLT_CURVE_CONTROLS)
             for index, name in enumerate(self.der_controls):
                 if name not in known:
                     raise where.error(

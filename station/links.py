@@ -39,6 +39,7 @@ from station.transactions.service import EvsePort
 if TYPE_CHECKING:
     from station.der.protection import DerProtection
     from station.der.service import DerService
+    from station.der.volt_curves import DerVoltCurves
 
 __all__ = ["InverterFollowingPort", "InverterLinks", "InverterMeteredEvse"]
 
@@ -92,6 +93,7 @@ class InverterLinks:
                     time_constant_s=inverter.sim_time_constant_s,
                     voltage_v=config.grid.nominal_voltage_v,
                     frequency_hz=config.grid.nominal_frequency_hz,
+                    volt_curves=not inverter.sim_legacy,
                 ),
                 clock=clock,
             )
@@ -104,15 +106,20 @@ class InverterLinks:
             fault_retry_s=inverter.fault_retry_s,
         )
         self.der_protection: DerProtection | None = None
+        self.der_volt_curves: DerVoltCurves | None = None
 
     def attach_der(self, der: DerService) -> None:
         """Carry out the DER controls that act on the grid protection (EnterService, the
-        must-trip curves) and check FreqDroop against this grid (:mod:`station.der.protection`).
+        must-trip curves) and check FreqDroop against this grid (:mod:`station.der.protection`);
+        write the active VoltVar / VoltWatt curves to the inverter's 705/706 on every change and
+        on every connection (:mod:`station.der.volt_curves`).
         """
         from station.der.protection import DerProtection
+        from station.der.volt_curves import DerVoltCurves
 
         protection = self.supervisor.protection
         self.der_protection = DerProtection(der, protection, protection.settings)
+        self.der_volt_curves = DerVoltCurves(der, lambda: self.supervisor.port)
 
     def _modbus(self) -> ModbusSettings:
         inverter = self.config
@@ -147,12 +154,15 @@ class InverterLinks:
             )
         link = ModbusLink(self._modbus(), clock=self.clock)
         try:
-            return await SunSpecInverter.open(
+            port = await SunSpecInverter.open(
                 link, clock=self.clock, options=options, on_fault=on_fault
             )
         except BaseException:
             await link.close()
             raise
+        if self.der_volt_curves is not None:
+            await self.der_volt_curves.sync(port)
+        return port
 
     async def start(self) -> None:
         """Start the simulated inverter (before the supervisor connects to it)."""

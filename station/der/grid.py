@@ -80,6 +80,7 @@ __all__ = [
     "CONTROLS_WITHOUT_INVERTER",
     "CONTROLS_WITH_INVERTER",
     "MUST_TRIP_KIND",
+    "VOLT_CURVE_CONTROLS",
     "droop_pu",
     "droop_settings",
     "enter_service_settings",
@@ -109,9 +110,15 @@ CONTROLS_WITH_INVERTER: frozenset[DerControlType] = CONTROLS_WITHOUT_INVERTER | 
 )
 """What the station carries out with an inverter: the module docstring's table."""
 
+VOLT_CURVE_CONTROLS: frozenset[DerControlType] = frozenset({T.VOLT_VAR, T.VOLT_WATT})
+"""Carried out by the inverter itself (SunSpec 705/706), when it has those models."""
+
 
 def supported_controls(
-    has_inverter: bool, configured: frozenset[DerControlType] | None = None
+    has_inverter: bool,
+    configured: frozenset[DerControlType] | None = None,
+    *,
+    volt_curves: bool = False,
 ) -> frozenset[DerControlType]:
     """The station's capability set for SetDERControl.
 
@@ -119,12 +126,16 @@ def supported_controls(
         has_inverter: ``[inverter] link`` is not ``"none"``.
         configured: ``[inverter] der_controls`` when given (a further restriction); types in
             it that the station cannot carry out are not added.
+        volt_curves: the inverter is known to have SunSpec 705/706 (volt-var / volt-watt
+            curves); adds :data:`VOLT_CURVE_CONTROLS` (only with an inverter).
 
     Returns:
-        :data:`CONTROLS_WITH_INVERTER` or :data:`CONTROLS_WITHOUT_INVERTER`, narrowed to
-        ``configured``.
+        :data:`CONTROLS_WITH_INVERTER` (plus :data:`VOLT_CURVE_CONTROLS` when asked) or
+        :data:`CONTROLS_WITHOUT_INVERTER`, narrowed to ``configured``.
     """
     able = CONTROLS_WITH_INVERTER if has_inverter else CONTROLS_WITHOUT_INVERTER
+    if has_inverter and volt_curves:
+        able = able | VOLT_CURVE_CONTROLS
     return able if configured is None else able & configured
 
 

@@ -44,6 +44,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from station.clock import Clock
+from station.der.model import DerCurve
+from station.inverter.curves import curve_layout, curve_values
 from station.inverter.errors import (
     InverterFaultError,
     InverterLinkError,
@@ -546,6 +548,115 @@ class SunSpecInverter:
         else:
             self._zero_pending = False
             self._setpoint_w = 0.0
+
+    # ------------------------------------------------------------------ volt curves (705/706)
+    async def write_volt_var(self, curve: DerCurve) -> None:
+        """Write ``curve`` as the volt-var curve (705), adopt it, enable the function, verify.
+
+        Raises:
+            LocalInverterError: the device has no model 705, or the curve does not fit it.
+            InverterFaultError: the device refused or read back something else (as for a
+                set-point: 0 W commanded, ``on_fault`` told); the function is left disabled.
+        """
+        await self._write_curve(705, curve)
+
+    async def write_volt_watt(self, curve: DerCurve) -> None:
+        """Write ``curve`` as the volt-watt curve (706); see :meth:`write_volt_var`."""
+        await self._write_curve(706, curve)
+
+    async def disable_volt_var(self) -> None:
+        """Disable the volt-var function (705 ``Ena`` := 0).
+
+        Raises:
+            LocalInverterError: the device has no model 705.
+        """
+        await self._disable_curve(705)
+
+    async def disable_volt_watt(self) -> None:
+        """Disable the volt-watt function (706 ``Ena`` := 0); see :meth:`disable_volt_var`."""
+        await self._disable_curve(706)
+
+    def _require_curve_model(self, model_id: int) -> None:
+        if model_id not in self.models:
+            raise LocalInverterError(
+                f"inverter {self.link.where} has no model {model_id}: "
+                f"{'volt-var' if model_id == 705 else 'volt-watt'} is not supported"
+            )
+
+    async def _disable_curve(self, model_id: int) -> None:
+        self._require_curve_model(model_id)
+        async with self._lock:
+            await self._write_points(model_id, {"Ena": 0})
+        log.info("inverter %s: model %d disabled", self.link.where, model_id)
+
+    async def _write_curve(self, model_id: int, curve: DerCurve) -> None:
+        self._require_curve_model(model_id)
+        self._check_length(model_id)
+        fixed = await self._read_model(model_id)
+        n_pt, n_crv = fixed.get("NPt"), fixed.get("NCrv")
+        if not isinstance(n_pt, int) or not isinstance(n_crv, int) or n_crv < 1:
+            raise LocalInverterError(f"model {model_id}: NPt {n_pt}, NCrv {n_crv}: no curves")
+        layout = curve_layout(model_id, n_pt)
+        if self.models[model_id].length < layout.length(n_crv):
+            raise SunSpecError(f"model {model_id} is shorter than its {n_crv} curves")
+        header, words = curve_values(layout, fixed, curve)  # bad input: nothing written yet
+        base = self.models[model_id].address
+        index = None
+        for n in range(1, n_crv + 1):
+            flag = await self.link.read(
+                base + layout.curve_offset(n) + layout.header.point("ReadOnly").offset, 1
+            )
+            if flag[0] == 0:  # ReadOnly: RW
+                index = n
+                break
+        if index is None:
+            raise LocalInverterError(f"model {model_id}: the device has no writable curve")
+        start = base + layout.curve_offset(index)
+        points_at = start + layout.header.length
+        head = [*encode_point(layout.header.point("ActPt"), header["ActPt"])]
+        head += encode_point(layout.header.point("DeptRef"), header["DeptRef"])
+        async with self._lock:
+            detail = ""
+            kind = FaultKind.WRONG_READBACK
+            for attempt in range(1 + self.options.write_retries):
+                try:
+                    await self.link.write(start, head)
+                    await self.link.write(points_at, words)
+                    await self._write_points(model_id, {"Ena": 1, "AdptCrvReq": index})
+                    got_head = await self.link.read(start, 2)
+                    got_words = await self.link.read(points_at, len(words))
+                    now = await self._read_model(model_id)
+                except InverterRefusedError as exc:
+                    kind, detail = FaultKind.REFUSED, str(exc)
+                except InverterLinkError as exc:
+                    kind, detail = FaultKind.NO_ANSWER, str(exc)
+                else:
+                    kind = FaultKind.WRONG_READBACK
+                    if got_head != head or got_words != words:
+                        detail = f"curve {index} read back {got_head + got_words}, "
+                        detail += f"wrote {head + words}"
+                    elif now.get("Ena") != 1 or now.get("AdptCrvRslt") == 2:
+                        detail = f"Ena {now.get('Ena')}, AdptCrvRslt {now.get('AdptCrvRslt')}"
+                    else:
+                        log.info(
+                            "inverter %s: model %d curve %d enabled, %d points",
+                            self.link.where,
+                            model_id,
+                            index,
+                            header["ActPt"],
+                        )
+                        return
+                log.warning(
+                    "inverter %s: model %d curve attempt %d failed: %s",
+                    self.link.where,
+                    model_id,
+                    attempt + 1,
+                    detail,
+                )
+            with contextlib.suppress(RemoteInverterError):
+                await self._write_points(model_id, {"Ena": 0})
+            report = await self._declare_fault(kind, self._setpoint_w, f"{model_id}: {detail}")
+        raise InverterFaultError(report)
 
     # ------------------------------------------------------------------ measurements
     async def read_measurements(self) -> InverterMeasurements:

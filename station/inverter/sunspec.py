@@ -47,6 +47,7 @@ __all__ = [
     "decode_block",
     "decode_point",
     "encode_point",
+    "load_group",
     "load_model",
     "model_from_definition",
     "scale",
@@ -252,6 +253,32 @@ def load_model(model_id: int) -> ModelDef:
     except (FileNotFoundError, OSError) as exc:
         raise LocalInverterError(f"no SunSpec definition for model {model_id}") from exc
     return model_from_definition(json.loads(text))
+
+
+@cache
+def load_group(model_id: int, path: tuple[str, ...]) -> ModelDef:
+    """The layout of one instance of the repeating group at ``path`` in model ``model_id``.
+
+    For example ``load_group(705, ("Crv",))`` is one volt-var curve without its points and
+    ``load_group(705, ("Crv", "Pt"))`` one curve point. Offsets count from the start of the group
+    instance; ``length`` is the size of its fixed part (nested repeating groups excluded). Scale
+    factor names refer to ``sunssf`` points of the model's fixed part.
+
+    Raises:
+        LocalInverterError: no definition for the model, or no such group in it.
+    """
+    source = resources.files("sunspec2") / "models" / "json" / f"model_{model_id}.json"
+    try:
+        group: Mapping[str, Any] = json.loads(source.read_text(encoding="utf-8"))["group"]
+    except (FileNotFoundError, OSError, KeyError) as exc:
+        raise LocalInverterError(f"no SunSpec definition for model {model_id}") from exc
+    for name in path:
+        group = next((g for g in group.get("groups", []) if g.get("name") == name), {})
+        if not group:
+            raise LocalInverterError(f"model {model_id} has no group {'.'.join(path)}")
+    points: dict[str, PointDef] = {}
+    end = _group_points(group, 0, "", points)
+    return ModelDef(model_id=model_id, name=".".join(path), length=end, points=points)
 
 
 def decode_point(point: PointDef, words: Sequence[int]) -> PointValue:

@@ -2,7 +2,8 @@
 
 Two variants (``SimInverterSpec.legacy``):
 
-- IEEE 1547 models 1, 701, 702, 704, 715: ``WSet`` (watts, export positive) with ``WSetEna`` /
+- IEEE 1547 models 1, 701, 702, 704, 715 (and 705 volt-var, 706 volt-watt curves with
+  ``volt_curves``): ``WSet`` (watts, export positive) with ``WSetEna`` /
   ``WSetMod``, ``WSetRvrt`` + ``WSetRvrtTms`` reversion, ``ControllerHb`` heartbeat;
 - legacy models 1, 103, 123, 124: ``StorCtl_Mod`` limits ``InWRte`` / ``OutWRte`` in % of
   ``WChaMax`` (the storage side charges at most ``InWRte``, discharges at most ``OutWRte``;
@@ -30,7 +31,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -40,10 +41,12 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from station.clock import Clock
+from station.inverter.curves import CURVE_MODELS, curve_layout
 from station.inverter.sunspec import (
     END_MODEL_ID,
     SUNS_MARKER,
     ModelDef,
+    PointDef,
     PointValue,
     decode_point,
     encode_point,
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 
 _SQRT3 = math.sqrt(3.0)
 _WRITE_CODES = frozenset({6, 16, 23})
+CURVE_POINTS = 4
+"""Points per curve of the simulated 705/706 (``NPt``)."""
 
 
 class SimFault(StrEnum):
@@ -86,6 +91,8 @@ class SimInverterSpec:
         tick_s: period of the update loop.
         rtu_over_tcp: speak Modbus RTU framing on the TCP socket (a serial line tunnelled over
             loopback, for the adapter's serial path: ``ModbusSerial("socket://127.0.0.1:PORT")``).
+        volt_curves: (IEEE 1547 variant) add 705 DERVoltVar and 706 DERVoltWatt, one writable
+            curve of ``CURVE_POINTS`` points each.
     """
 
     base_address: int = 40000
@@ -97,6 +104,7 @@ class SimInverterSpec:
     frequency_hz: float = 50.0
     tick_s: float = 0.05
     rtu_over_tcp: bool = False
+    volt_curves: bool = False
 
     def __post_init__(self) -> None:
         if self.base_address not in (0, 40000, 50000):
@@ -168,25 +176,33 @@ class SimInverter:
         return tuple(self._models)
 
     def _build_image(self) -> None:
-        ids = (1, 103, 123, 124) if self.spec.legacy else (1, 701, 702, 704, 715)
+        if self.spec.legacy:
+            ids: tuple[int, ...] = (1, 103, 123, 124)
+        elif self.spec.volt_curves:
+            ids = (1, 701, 702, 704, 705, 706, 715)
+        else:
+            ids = (1, 701, 702, 704, 715)
         image = list(SUNS_MARKER)
         for model_id in ids:
             model = load_model(model_id)
             self._models[model_id] = len(image)
-            image += [model_id, model.length] + [0] * model.length
+            length = model.length
+            if model_id in CURVE_MODELS:
+                length = curve_layout(model_id, CURVE_POINTS).length(1)
+            image += [model_id, length] + [0] * length
         image += [END_MODEL_ID, 0]
         self._image = image
         self._writable_mask = [False] * len(image)
         for model_id in ids:
-            for p in load_model(model_id).points.values():
+            for p in self._points(model_id):
                 if p.writable:
                     at = self._models[model_id] + p.offset
                     self._writable_mask[at : at + p.size] = [True] * p.size
         for model_id in ids:
-            model = load_model(model_id)
-            for p in model.points.values():  # everything "not implemented" to start with
+            for p in self._points(model_id):  # everything "not implemented" to start with
                 if p.name not in ("ID", "L"):
-                    self._put(model_id, p.name, None)
+                    at = self._models[model_id] + p.offset
+                    self._image[at : at + p.size] = encode_point(p, None)
         w_sf = 0 if self.spec.max_power_w <= 32_000 else 1
         rating = round(self.spec.max_power_w / 10**w_sf)
         self._put_all(
@@ -306,9 +322,54 @@ class SimInverter:
                     "AntiIslEna": 1,
                 },
             )
+            for model_id in CURVE_MODELS:
+                if model_id not in self._models:
+                    continue
+                self._put_all(
+                    model_id,
+                    {
+                        "Ena": 0,
+                        "AdptCrvReq": 0,
+                        "AdptCrvRslt": 1,
+                        "NPt": CURVE_POINTS,
+                        "NCrv": 1,
+                        "RvrtTms": 0,
+                        "RvrtRem": 0,
+                        "RvrtCrv": 0,
+                        "V_SF": -1,
+                        "DeptRef_SF": -1,
+                        "RspTms_SF": 0,
+                    },
+                )
+                header = curve_layout(model_id, CURVE_POINTS).header
+                for name, value in (("ActPt", 0), ("DeptRef", 1), ("ReadOnly", 0)):
+                    p = header.point(name)
+                    at = self._curve_start(model_id) + p.offset
+                    self._image[at : at + p.size] = encode_point(p, value)
             self._put_all(
                 715, {"LocRemCtl": 0, "DERHb": 0, "ControllerHb": 0, "AlarmReset": 0, "OpCtl": 1}
             )
+
+    def _points(self, model_id: int) -> list[PointDef]:
+        """Every point of ``model_id`` with its offset from the ID register, curves included."""
+        points = list(load_model(model_id).points.values())
+        if model_id in CURVE_MODELS:
+            layout = curve_layout(model_id, CURVE_POINTS)
+            start = layout.curve_offset(1)
+            points += [replace(p, offset=start + p.offset) for p in layout.header.points.values()]
+            for i in range(CURVE_POINTS):
+                at = start + layout.header.length + i * layout.point.length
+                points += [replace(p, offset=at + p.offset) for p in layout.point.points.values()]
+        return points
+
+    def _curve_start(self, model_id: int) -> int:
+        """Image offset of the first (only) curve of 705/706."""
+        return self._models[model_id] + curve_layout(model_id, CURVE_POINTS).curve_offset(1)
+
+    def curve_words(self, model_id: int) -> list[int]:
+        """The registers of the curve of 705/706 (header and points), for tests."""
+        start = self._curve_start(model_id)
+        return self._image[start : start + curve_layout(model_id, CURVE_POINTS).curve_size]
 
     def _put(self, model_id: int, name: str, value: PointValue) -> None:
         p = load_model(model_id).point(name)
@@ -507,6 +568,17 @@ class SimInverter:
             else:
                 raw = self.get(704, "WSet")
                 self._put(704, "WSet", int(raw) // 2 if isinstance(raw, int) else 0)
+        for model_id in CURVE_MODELS:
+            if model_id not in self._models:
+                continue
+            if self._touches(offset, len(values), model_id, "AdptCrvReq"):
+                self._put(
+                    model_id, "AdptCrvRslt", 1 if self.get(model_id, "AdptCrvReq") == 1 else 2
+                )
+            start = self._curve_start(model_id)
+            first_v = start + curve_layout(model_id, CURVE_POINTS).header.length
+            if self.fault is SimFault.WRONG_READBACK and offset <= first_v < offset + len(values):
+                self._image[first_v] //= 2
         if setpoint or self._touches(offset, len(values), 715, "ControllerHb"):
             self._last_control = self._t
             self.reverted = False
