@@ -107,11 +107,11 @@ async def test_freq_droop_moves_the_discharge_with_the_grid_frequency(bench: Ben
     "payload",
     [
         {
-            "controlType": "VoltVar",
+            "controlType": "WattVar",
             "curve": {
                 "priority": 0,
                 "yUnit": "PctMaxVar",
-                "curveData": [{"x": 92, "y": 30}, {"x": 108, "y": -30}],
+                "curveData": [{"x": 20, "y": 0}, {"x": 100, "y": -30}],
             },
         },
         {
@@ -127,7 +127,7 @@ async def test_freq_droop_moves_the_discharge_with_the_grid_frequency(bench: Ben
             "curve": {"priority": 0, "yUnit": "PctEffectiveV", "curveData": [{"x": 1, "y": 115}]},
         },
     ],
-    ids=["VoltVar", "FixedPFAbsorb", "FreqWatt", "HVMayTrip"],
+    ids=["WattVar", "FixedPFAbsorb", "FreqWatt", "HVMayTrip"],
 )
 async def test_what_the_station_cannot_do_is_not_supported(
     bench: Bench, payload: dict[str, Any]
@@ -135,6 +135,29 @@ async def test_what_the_station_cannot_do_is_not_supported(
     reply = await set_der(bench, {"isDefault": True, "controlId": "x", **payload})
     assert reply["status"] == "NotSupported"
     assert await request(bench.csms, "GetDERControl", {"requestId": 1}) == {"status": "NotFound"}
+
+
+async def test_a_volt_var_control_reaches_the_inverter_curve(bench: Bench) -> None:
+    """VoltVar over ocpp2.1 → the simulated inverter's SunSpec 705 curve enabled; cleared →
+    disabled."""
+    volt_var = {
+        "isDefault": True,
+        "controlId": "vv-1",
+        "controlType": "VoltVar",
+        "curve": {
+            "priority": 0,
+            "yUnit": "PctMaxVar",
+            "curveData": [{"x": 92, "y": 30}, {"x": 108, "y": -30}],
+        },
+    }
+    assert bench.sim.get(705, "Ena") == 0
+    assert (await set_der(bench, volt_var))["status"] == "Accepted"
+    await until(lambda: bench.sim.get(705, "Ena") == 1, 3, "705 Ena = 1")
+    before = list(bench.sim.curve_words(705))
+    clear = {"isDefault": True, "controlId": "vv-1"}
+    assert await request(bench.csms, "ClearDERControl", clear) == {"status": "Accepted"}
+    await until(lambda: bench.sim.get(705, "Ena") == 0, 3, "705 Ena = 0")
+    assert any(before)  # the curve's points were written
 
 
 async def test_a_must_trip_curve_trips_where_the_defaults_would_ride_through(
