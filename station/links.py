@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -274,8 +275,6 @@ class InverterMeteredEvse:
         soc = self.inner.read_meter(now).soc_pct
         if soc is None:
             return reading
-        from dataclasses import replace
-
         return replace(reading, soc_pct=soc)
 
     def close_power_path(self) -> None:
