@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from station import __version__
@@ -29,6 +30,7 @@ from station.ocpp.devicemodel import (
     DeviceModel,
     EvseInfo,
     StationIdentity,
+    TxDefaults,
     standard_definitions,
 )
 from station.ocpp.events import AC_DC_CONVERTER, ELECTRICAL_FEED, OcppEventPort
@@ -137,6 +139,10 @@ def build_device_model(config: Config, database: Database) -> DeviceModel:
             retry_backoff_repeat_times=csms.retry_backoff_repeat_times,
             offline_threshold_s=csms.offline_threshold_s,
         ),
+        tx_defaults=TxDefaults(
+            resumption_timeout_s=config.transactions.resumption_timeout_s,
+            allow_energy_transfer_resumption=config.transactions.allow_energy_transfer_resumption,
+        ),
     )
     return DeviceModel(definitions, VariableRepository(database).load_all())
 
@@ -162,6 +168,15 @@ def smart_charging_limits(
     )
 
 
+def sim_state_file(config: Config, evse_id: int) -> Path | None:
+    """Where EVSE ``evse_id``'s simulated vehicle and meter persist: beside the database
+    (``<database stem>.sim-evse<N>.json``), none for an in-memory database."""
+    database = config.storage.database
+    if str(database) == ":memory:":
+        return None
+    return database.with_name(f"{database.stem}.sim-evse{evse_id}.json")
+
+
 def build_smart_charging(
     config: Config,
     device_model: DeviceModel,
@@ -172,6 +187,7 @@ def build_smart_charging(
     power: PowerPort,
     transactions: TransactionView | None = None,
     store: ProfileStore | None = None,
+    open_transaction_ids: Collection[str] = (),
 ) -> SmartChargingService:
     """The smart-charging service, with the EVSE ratings from config and the given ports.
 
@@ -202,6 +218,7 @@ def build_smart_charging(
         operative=lambda evse_id: availability.is_operative(evse_id, connector_of[evse_id]),
         on_count=on_count,
         store=store,
+        open_transaction_ids=open_transaction_ids,
     )
 
 
@@ -281,9 +298,10 @@ class Station:
         peers: dict[int, SimPeer] = {}
         for e in config.evse:
             if e.chademo is not None:
-                from station.chademo_link import ChademoLink
+                from station.chademo_link import open_chademo_link
 
-                link = ChademoLink(e, self.clock, channel=f"station-{id(self):x}-evse{e.id}")
+                # vehicle = "hardware": the field link (real vehicle, GPIO, inverter DC stage).
+                link = open_chademo_link(e, self.clock, channel=f"station-{id(self):x}-evse{e.id}")
                 link.on_faulted = self._faulted_callback(e.id, e.connector_id)
                 self.chademo[e.id] = link
                 peers[e.id] = link
@@ -294,6 +312,7 @@ class Station:
                 max_charge_power_w=e.max_charge_power_w,
                 max_discharge_power_w=e.max_discharge_power_w,
                 clock=self.clock,
+                state_file=sim_state_file(config, e.id),
             )
         self.sim_vehicles = SimFleet(peers)
         self.power_port: PowerPort = self.sim_vehicles
@@ -312,7 +331,10 @@ class Station:
             supervisor.on_alarm = self._grid_alarm
             supervisor.on_fault = self._inverter_fault
             self.power_port = InverterFollowingPort(self.sim_vehicles, supervisor)
-            if len(config.evse) == 1:
+            for chademo_link in self.chademo.values():
+                chademo_link.bind_inverter(self.inverter, self.power_port)
+            # (A hardware CHAdeMO EVSE meters at its DC output: the inverter's DC registers.)
+            if len(config.evse) == 1 and config.evse[0].vehicle is not LinkKind.HARDWARE:
                 evse_id = config.evse[0].id
                 evse_ports[evse_id] = InverterMeteredEvse(evse_ports[evse_id], supervisor)
         # Transactions (issue 3).
@@ -352,11 +374,16 @@ class Station:
             power=self.power_port,
             transactions=TransactionsView(self.transactions),
             store=ProfileRepository(self.database, clock=self.clock),
+            open_transaction_ids=[
+                t.transaction_id for t in self.transactions.transactions.open_transactions()
+            ],
         )
         # K01/K05: a TxProfile is bound to its transaction when it starts and goes when it ends.
         self.transactions.started_listeners.append(self.smart_charging.transaction_started)
         self.transactions.ended_listeners.append(self.smart_charging.transaction_ended)
         self.transactions.ended_listeners.append(self.link.transaction_ended)
+        # K13.FR.03: an external change of an EVSE's rate is reported in its transaction.
+        self.smart_charging.rate_listeners.append(self.transactions.charging_rate_changed)
         self.sim_vehicles.on_change(self._refresh_power)
         self.link.smart_charging = self.smart_charging
         if self.inverter is not None:
@@ -669,7 +696,9 @@ class Station:
                 for evse in self.config.evse:
                     if evse.sim_autostart:
                         vehicle = self.sim_vehicles[evse.id]
-                        self.spawn(autostart(vehicle, self.transactions.csms.wait_online))
+                        machine = self.transactions.machines[evse.id]
+                        if machine.authorization is None:  # not a resumed, authorized session
+                            self.spawn(autostart(vehicle, self.transactions.csms.wait_online))
                 waiting: set[asyncio.Future[Any]] = {stopper, self._reset}
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 self.link.stop()

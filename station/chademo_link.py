@@ -28,22 +28,41 @@ a passed insulation test), ``open_power_path`` stops it (current to 5 A or less,
 contactors open, unlock). The energy manager's command goes to the session, which never lets the
 current exceed min(vehicle request, command / voltage, station rating).
 
+In the field (``vehicle = "hardware"``, :class:`FieldChademoLink`) the same bridge runs without
+any simulated peer: the vehicle is whatever speaks CHAdeMO on the configured CAN channel
+(python-can ``socketcan``), the lock, insulation monitor, contactors and emergency stop are sysfs
+GPIO lines (``[evse.chademo.gpio]``), and the inverter link is the DC power stage and the DC
+meter (:class:`InverterDcStage`). How the session's output reaches the converter: the inverter
+takes a power set-point, the sum of the EVSE power commands (``InverterFollowingPort``); this
+EVSE's share of it is capped at what its session allows now, min(power command, the session's
+current set-point x the measured DC voltage), in the command's direction, and 0 whenever the
+session's output is 0, the contactors are open or the DC measurement is stale. Every change of
+the session's output or of the measurement sends the set-point again at once. So the converter
+never runs more than the session's current, which is itself at most min(vehicle request,
+command / voltage, station rating); the vehicle's own current request is enforced by the session.
+The EVSE's meter (the transactions' Energy.Active.Import.Register) integrates the inverter's DC
+voltage x current at the connector.
+
 Sign (DESIGN.md): the session's output current is + into the vehicle; so are the meter's
-registers (import = into the vehicle, export = out of it).
+registers (import = into the vehicle, export = out of it) and the inverter's DC current (the
+register map's ``sign`` converts once, at the inverter's edge).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from station.chademo.evse import TICK_S, ChademoEvse
+from station.chademo.errors import LocalChademoError
+from station.chademo.evse import TICK_S, ChademoEvse, ChademoHardware, DcMeter
 from station.chademo.frames import Quirks
-from station.chademo.hardware import SimHardware
+from station.chademo.hardware import GpioPins, SimHardware, SysfsGpioHardware
 from station.chademo.session import (
     OCPP_STOPPED_REASON,
     SAFE_VOLTAGE_V,
@@ -60,8 +79,9 @@ from station.chademo.session import (
     VehicleConnected,
 )
 from station.clock import Clock
-from station.config import ChademoConfig, EvseConfig
+from station.config import ChademoConfig, EvseConfig, LinkKind
 from station.errors import StationError
+from station.inverter.device import InverterMeasurements
 from station.power import PowerCommand, VehicleLimits
 from station.sim.chademo_vehicle import (
     ChademoVehicleSpec,
@@ -89,7 +109,17 @@ from station.transactions import (
     Suspender,
 )
 
-__all__ = ["ChademoLink", "register_chademo_commands"]
+if TYPE_CHECKING:
+    from station.inverter.supervisor import InverterSupervisor
+    from station.links import InverterFollowingPort, InverterLinks
+
+__all__ = [
+    "ChademoLink",
+    "FieldChademoLink",
+    "InverterDcStage",
+    "open_chademo_link",
+    "register_chademo_commands",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,20 +195,35 @@ class ChademoLink:
 
     def __init__(self, evse: EvseConfig, clock: Clock, *, channel: str) -> None:
         assert evse.chademo is not None
+        channel = evse.chademo.can_channel or channel
+        self.hardware = _Hardware(self._contactors_changed)
+        self.vehicle = SimChademoVehicle(
+            clock, interface=evse.chademo.can_interface, channel=channel
+        )
+        self.dc_path = SimDcPath(self.hardware, self.vehicle)
+        self._compose(evse, clock, self.hardware, self.dc_path, channel)
+
+    def _compose(
+        self,
+        evse: EvseConfig,
+        clock: Clock,
+        hardware: ChademoHardware,
+        meter: DcMeter,
+        channel: str,
+    ) -> None:
+        """The part every CHAdeMO EVSE has: the session's shell on ``hardware`` and ``meter``,
+        and the bridge from its reports to the transactions and smart charging."""
+        assert evse.chademo is not None
         chademo = evse.chademo
         self.evse_id = evse.id
         self.connector_id = evse.connector_id
         self.config = evse
         self.clock = clock
         interface = chademo.can_interface
-        channel = chademo.can_channel or channel
-        self.hardware = _Hardware(self._contactors_changed)
-        self.vehicle = SimChademoVehicle(clock, interface=interface, channel=channel)
-        self.dc_path = SimDcPath(self.hardware, self.vehicle)
         self.evse = ChademoEvse(
             evse.id,
-            self.hardware,
-            self.dc_path,
+            hardware,
+            meter,
             clock,
             config=session_config(evse, chademo),
             can_interface=interface,
@@ -202,6 +247,10 @@ class ChademoLink:
         self._stops_reported: set[tuple[int, StopReason]] = set()
 
     # --- wiring -------------------------------------------------------------------------------
+
+    def bind_inverter(self, inverter: InverterLinks, port: InverterFollowingPort) -> None:
+        """The station has an inverter: nothing to bind, the simulated DC path is this EVSE's
+        power stage and meter (the inverter follows the EVSE commands through ``port``)."""
 
     def attach(self, sink: VehicleSink) -> None:
         """Where the session's events go (the transactions service)."""
@@ -497,9 +546,12 @@ class ChademoLink:
         if not pressed:
             self.reset_if_safe()
 
+    def _estop_pressed(self) -> bool:
+        return self.hardware.pressed()
+
     def reset_if_safe(self) -> bool:
         """Leave FAULT once the emergency stop is released (the idempotent reset to state 0)."""
-        if self.evse.state is not SessionState.FAULT or self.hardware.pressed():
+        if self.evse.state is not SessionState.FAULT or self._estop_pressed():
             return False
         try:
             self.evse.reset()
@@ -536,8 +588,13 @@ def register_chademo_commands(control: ControlServer, links: Mapping[int, Chadem
             raise CommandError(f'"evse" must be one of the CHAdeMO EVSEs {sorted(links)}')
         return links[evse]
 
+    def simulated(link: ChademoLink) -> ChademoLink:
+        if isinstance(link, FieldChademoLink):
+            raise CommandError(_HARDWARE_VEHICLE.format(link.evse_id))
+        return link
+
     def ev_fault(args: Mapping[str, Any]) -> dict[str, Any]:
-        link = link_of(args, frozenset({"evse", "kind"}))
+        link = simulated(link_of(args, frozenset({"evse", "kind"})))
         kind = args.get("kind")
         if not isinstance(kind, str):
             raise CommandError('"kind" must be a string')
@@ -558,7 +615,7 @@ def register_chademo_commands(control: ControlServer, links: Mapping[int, Chadem
         return {}
 
     def insulation(args: Mapping[str, Any]) -> dict[str, Any]:
-        link = link_of(args, frozenset({"evse", "result"}))
+        link = simulated(link_of(args, frozenset({"evse", "result"})))
         result = args.get("result")
         if result not in ("pass", "fail"):
             raise CommandError('"result" must be "pass" or "fail"')
@@ -581,3 +638,340 @@ def register_chademo_commands(control: ControlServer, links: Mapping[int, Chadem
         insulation,
         'the result of the EVSE\'s next insulation test: {"evse": N, "result": "pass"|"fail"}',
     )
+
+
+# --- the field (hardware) vehicle link ------------------------------------------------------------
+
+
+class InverterDcStage:
+    """A hardware CHAdeMO EVSE's DC side on the inverter: its ``DcOutput`` and its ``DcMeter``.
+
+    The inverter (a bidirectional converter with a vendor register map) is the EVSE's DC power
+    stage and its DC measurement. It takes a power set-point, not a current: the session's
+    output (:class:`~station.chademo.session.SetOutput`, current + into the vehicle) becomes a
+    cap on the EVSE's share of the inverter set-point, :meth:`allowed_w` = the power command
+    limited to ``current_a x measured DC voltage`` in the command's direction (0 when they
+    disagree, when the output is off or no live voltage is measured). The session's current is
+    already at most min(vehicle request, command / voltage, rating), so the converter never runs
+    more current than the session allows; the measured voltage (not the session's voltage
+    limit, the vehicle's target voltage) is used because the battery sits below its target and
+    ``current x target`` would let the converter push more current than the session's set-point.
+
+    :meth:`measure` gives the inverter's last ``dc_voltage_v``/``dc_current_a`` (sign already
+    converted at the inverter's edge). A measurement is fresh while the supervisor keeps reading
+    new ones within ``stale_after_s`` (monotonic); when none is fresh, the last known values are
+    returned (never an invented 0 V, which would pass the welding check) and ``on_lost`` is
+    called on every cycle until one is fresh again (the link stops the session: no measurement,
+    no power).
+
+    Args:
+        evse_id: the EVSE (for logs).
+        clock: the station's clock (monotonic, for freshness).
+        stale_after_s: how old the newest measurement may be.
+    """
+
+    def __init__(self, evse_id: int, clock: Clock, *, stale_after_s: float = 1.5) -> None:
+        self.evse_id = evse_id
+        self.clock = clock
+        self.stale_after_s = stale_after_s
+        self.supervisor: InverterSupervisor | None = None
+        #: The session's output: its voltage limit and its current set-point (+ into the vehicle).
+        self.voltage_v = 0.0
+        self.current_a = 0.0
+        #: Called when :meth:`allowed_w` may have changed (the set-point is sent again).
+        self.on_change: Callable[[], None] = lambda: None
+        #: Called with the reason on each cycle without a fresh DC measurement.
+        self.on_lost: Callable[[str], None] = lambda detail: None
+        self.measured: tuple[float, float] = (0.0, 0.0)
+        self.fresh = False
+        self._seen: InverterMeasurements | None = None
+        self._seen_at_s = -math.inf
+
+    def bind(self, supervisor: InverterSupervisor, *, stale_after_s: float | None = None) -> None:
+        """Measure through ``supervisor`` (its newest :class:`InverterMeasurements`)."""
+        self.supervisor = supervisor
+        if stale_after_s is not None:
+            self.stale_after_s = stale_after_s
+
+    # DcOutput
+
+    def set_output(self, voltage_v: float, current_a: float) -> None:
+        """The session's output: what the converter may run is recomputed at once."""
+        if (voltage_v, current_a) == (self.voltage_v, self.current_a):
+            return
+        self.voltage_v, self.current_a = float(voltage_v), float(current_a)
+        self.on_change()
+
+    def allowed_w(self, command_w: float) -> float:
+        """The EVSE's share of the inverter set-point for its power command ``command_w``."""
+        voltage_v = self.measured[0]
+        if not self.fresh or voltage_v <= SAFE_VOLTAGE_V or self.current_a == 0.0:
+            return 0.0
+        session_w = self.current_a * voltage_v
+        if command_w > 0 and session_w > 0:
+            return float(math.floor(min(command_w, session_w)))
+        if command_w < 0 and session_w < 0:
+            return float(math.ceil(max(command_w, session_w)))
+        return 0.0  # a limit of 0 is no power, never a change of direction
+
+    # DcMeter
+
+    def measure(self) -> tuple[float, float]:
+        """``(voltage_v, current_a)`` at the output, current + into the vehicle."""
+        now_s = self.clock.monotonic()
+        m = self.supervisor.measurements if self.supervisor is not None else None
+        if m is not None and m is not self._seen:
+            self._seen, self._seen_at_s = m, now_s
+        detail = ""
+        if m is None:
+            detail = "no measurement from the inverter yet"
+        elif m.dc_voltage_v is None or m.dc_current_a is None:
+            detail = "the inverter reports no DC voltage/current"
+        elif now_s - self._seen_at_s > self.stale_after_s:
+            detail = f"no new inverter measurement for {now_s - self._seen_at_s:.1f} s"
+        if detail:
+            if self.fresh:
+                log.error("EVSE %d: DC measurement lost: %s", self.evse_id, detail)
+                self.fresh = False
+                self.on_change()
+            self.on_lost(detail)
+            return self.measured
+        assert m is not None and m.dc_voltage_v is not None and m.dc_current_a is not None
+        measured = (m.dc_voltage_v, m.dc_current_a)
+        changed = measured != self.measured or not self.fresh
+        if not self.fresh:
+            log.info("EVSE %d: DC measurement from the inverter", self.evse_id)
+        self.measured, self.fresh = measured, True
+        if changed:
+            self.on_change()
+        return measured
+
+
+class _FieldHardware(SysfsGpioHardware):
+    """The connector's GPIO relays and inputs, with the inverter as the DC output.
+
+    Tells the link when the contactors change; reads an input that cannot be read as the safe
+    answer (emergency stop pressed, insulation failed) instead of stopping the EVSE's cycle; and
+    waits for the insulation monitor's pass (:meth:`result`).
+    """
+
+    def __init__(
+        self,
+        pins: GpioPins,
+        root: Path,
+        dc: InverterDcStage,
+        on_contactors: Callable[[bool], None],
+    ) -> None:
+        super().__init__(pins, root)
+        self.dc = dc
+        self._on_contactors = on_contactors
+        self._read_error: str | None = None
+
+    def close(self) -> None:
+        was = self.contactors_closed
+        super().close()
+        if not was:
+            self._on_contactors(True)
+
+    def open(self) -> None:
+        was = self.contactors_closed
+        try:
+            super().open()
+        finally:
+            if was and not self.contactors_closed:
+                self._on_contactors(False)
+
+    def set_output(self, voltage_v: float, current_a: float) -> None:
+        super().set_output(voltage_v, current_a)
+        self.dc.set_output(voltage_v, current_a)
+
+    def _unreadable(self, exc: LocalChademoError) -> None:
+        if str(exc) != self._read_error:
+            self._read_error = str(exc)
+            log.error("%s (taken as the safe answer)", exc)
+
+    def pressed(self) -> bool:
+        try:
+            return super().pressed()
+        except LocalChademoError as exc:
+            self._unreadable(exc)
+            return True
+
+    def result(self) -> tuple[int, bool] | None:
+        """A pass once ``insulation_ok`` reads 1 with the test running; nothing before (the
+        monitor takes its time: the session's ``insulation_timeout_s`` turns no pass in time
+        into a failure); an unreadable input is a failure."""
+        try:
+            result = super().result()
+        except LocalChademoError as exc:
+            self._unreadable(exc)
+            return None if self._test_id is None else (self._test_id, False)
+        if result is None or not result[1]:
+            return None
+        return result
+
+
+_HARDWARE_VEHICLE = "EVSE {} has a hardware vehicle: this is a command for a simulated one"
+
+
+class FieldChademoLink(ChademoLink):
+    """One CHAdeMO EVSE in the field (``vehicle = "hardware"``): a real vehicle on CAN, the
+    connector's relays on sysfs GPIO (``[evse.chademo.gpio]``), the inverter as the DC stage.
+
+    The vehicle is found by its frames (the session leaves state 0 when 0x100-0x102 arrive and
+    ends the session when they stop); there is no simulated vehicle, so ``station sim`` commands
+    for one (plug, unplug, ev_stop, ev_fault, insulation) answer a :class:`CommandError`; the
+    emergency stop from ``station sim estop`` is a software emergency stop, and its release
+    resets a latched fault only when the estop input is released too.
+    """
+
+    def __init__(self, evse: EvseConfig, clock: Clock, *, channel: str) -> None:
+        assert evse.chademo is not None and evse.chademo.gpio is not None
+        gpio = evse.chademo.gpio
+        self.dc = InverterDcStage(evse.id, clock)
+        self.gpio = _FieldHardware(
+            GpioPins(
+                lock=gpio.lock,
+                contactors=gpio.contactors,
+                insulation_test=gpio.insulation_test,
+                insulation_ok=gpio.insulation_ok,
+                estop=gpio.estop,
+                estop_active_low=gpio.estop_active_low,
+            ),
+            gpio.root,
+            self.dc,
+            self._contactors_changed,
+        )
+        self._compose(evse, clock, self.gpio, self.dc, evse.chademo.can_channel or channel)
+        self.dc.on_lost = self._measurement_lost
+        self._reset_wanted = False
+
+    def bind_inverter(self, inverter: InverterLinks, port: InverterFollowingPort) -> None:
+        """The inverter is this EVSE's DC stage: its measurement is the meter, and its share of
+        the set-point is capped by what the session allows (:meth:`InverterDcStage.allowed_w`)."""
+        config = inverter.config
+        stale_after_s = config.timeout_s + 3 * config.poll_interval_s + 3 * TICK_S
+        self.dc.bind(inverter.supervisor, stale_after_s=stale_after_s)
+        port.caps[self.evse_id] = self.dc.allowed_w
+        self.dc.on_change = port.refresh
+
+    def _measurement_lost(self, detail: str) -> None:
+        if self.evse.state in _NO_POWER_STATES:
+            return
+        log.error("EVSE %d: stopping the session: %s", self.evse_id, detail)
+        self.evse.stop(StopReason.INTERNAL_ERROR)
+
+    async def run(self) -> None:
+        """The EVSE's cycle and the estop-release watch until cancelled (then it closes
+        safely)."""
+        watch = asyncio.get_running_loop().create_task(self._watch_estop())
+        try:
+            await self.evse.run()
+        finally:
+            watch.cancel()
+            if self._needs_timer is not None:
+                self._needs_timer.cancel()
+
+    async def _watch_estop(self) -> None:
+        """Releasing the emergency-stop button resets the fault it latched, once the output is
+        measured dead (:meth:`reset_if_safe`); other faults stay latched until an operator
+        resets the station."""
+        was_pressed = False
+        while True:
+            pressed = self.gpio.pressed()
+            if was_pressed and not pressed:
+                log.warning("EVSE %d: emergency stop released", self.evse_id)
+                self._reset_wanted = True
+            was_pressed = pressed
+            if self._reset_wanted and (
+                self.evse.state is not SessionState.FAULT or self.reset_if_safe()
+            ):
+                self._reset_wanted = False
+            await asyncio.sleep(TICK_S)
+
+    def _estop_pressed(self) -> bool:
+        return self.gpio.pressed()
+
+    def reset_if_safe(self) -> bool:
+        """Leave FAULT once the emergency stop is released and the inverter measures the
+        output dead (at most 10 V, a fresh measurement)."""
+        voltage_v = self.dc.measured[0]
+        if self.evse.state is SessionState.FAULT and not (
+            self.dc.fresh and abs(voltage_v) <= SAFE_VOLTAGE_V
+        ):
+            log.debug("EVSE %d: not reset: the output is not measured dead", self.evse_id)
+            return False
+        return super().reset_if_safe()
+
+    @property
+    def plugged(self) -> bool:
+        """A vehicle session is under way (the vehicle talks on the bus)."""
+        return self.evse.state not in _NOT_PLUGGED
+
+    def _simulated_only(self) -> CommandError:
+        return CommandError(_HARDWARE_VEHICLE.format(self.evse_id))
+
+    def plug(self, spec: EvSpec | None = None) -> None:
+        raise self._simulated_only()
+
+    def unplug(self) -> None:
+        raise self._simulated_only()
+
+    def stop_charging(self) -> None:
+        raise self._simulated_only()
+
+    def vehicle_fault(self, kind: str) -> None:
+        raise self._simulated_only()
+
+    def estop(self, pressed: bool) -> None:
+        """Software emergency stop (``station sim estop``); released: reset a latched fault
+        once the estop input is released as well."""
+        if pressed:
+            self._reset_wanted = False
+            self.evse.emergency_stop()
+        else:
+            self._reset_wanted = not self.reset_if_safe()  # else once the output is dead
+
+    def status(self) -> dict[str, Any]:
+        """``station sim status`` fields: the session, the GPIO outputs, the DC measurement."""
+        evse = self.evse.status()
+        connected = self.plugged
+        return {
+            "plugged": connected,
+            "v2x": connected and self.limits().discharge_allowed,
+            "soc_pct": evse["soc_pct"] if connected else None,
+            "measured_power_w": evse["power_w"] + 0.0,
+            "energy_import_wh": evse["energy_import_wh"],
+            "energy_export_wh": evse["energy_export_wh"],
+            "chademo": {
+                "vehicle_link": "hardware",
+                "state": evse["state"],
+                "stop_reason": evse["stop_reason"],
+                "setpoint_current_a": evse["setpoint_current_a"],
+                "measured_voltage_v": evse["measured_voltage_v"],
+                "measured_current_a": evse["measured_current_a"],
+                "vehicle_request_a": evse["vehicle_request_a"],
+                "dc_measurement_fresh": self.dc.fresh,
+                "estop": self.gpio.pressed(),
+                "contactors_closed": self.gpio.contactors_closed,
+                "locked": self.gpio.locked,
+                "can": evse["can"],
+            },
+        }
+
+
+_NOT_PLUGGED = frozenset(
+    {SessionState.IDLE, SessionState.UNLOCKED, SessionState.FAULT, SessionState.ERROR}
+)
+_NO_POWER_STATES = frozenset(
+    {SessionState.IDLE, SessionState.STOPPING, SessionState.UNLOCKED, SessionState.FAULT,
+     SessionState.ERROR}
+)  # fmt: skip
+
+
+def open_chademo_link(evse: EvseConfig, clock: Clock, *, channel: str) -> ChademoLink:
+    """The CHAdeMO link for ``evse``: the field one for ``vehicle = "hardware"``, else the
+    simulated vehicle and hardware (see :class:`ChademoLink` for ``channel``)."""
+    if evse.vehicle is LinkKind.HARDWARE:
+        return FieldChademoLink(evse, clock, channel=channel)
+    return ChademoLink(evse, clock, channel=channel)

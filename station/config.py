@@ -29,6 +29,7 @@ __all__ = [
     "ConnectorKind",
     "CsmsConfig",
     "EvseConfig",
+    "GpioConfig",
     "GridConfig",
     "GridTripConfig",
     "InverterConfig",
@@ -184,6 +185,39 @@ class StorageConfig:
             raise where.error("queue_max_messages", "must be at least 100")
 
 
+_GPIO_PINS = ("lock", "contactors", "insulation_test", "insulation_ok", "estop")
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    """``[evse.chademo.gpio]``: the connector's relays and inputs on Linux sysfs GPIO value files
+    (``<root>/gpioN/value``; the pins are exported and their direction set by the image).
+
+    ``lock``, ``contactors`` and ``insulation_test`` are outputs (1 = locked / closed / test
+    running); ``insulation_ok`` is the insulation monitor's input (1 = insulation good);
+    ``estop`` is the emergency-stop input, pressed when it reads 0 with ``estop_active_low``
+    (a normally-closed loop: a broken wire reads as pressed).
+    """
+
+    lock: int
+    contactors: int
+    insulation_test: int
+    insulation_ok: int
+    estop: int
+    root: Path = Path("/sys/class/gpio")
+    estop_active_low: bool = True
+
+    def check(self, where: _Where) -> None:
+        used: dict[int, str] = {}
+        for name in _GPIO_PINS:
+            pin = getattr(self, name)
+            if pin < 0:
+                raise where.error(name, f"must be a GPIO number 0 or more, got {pin}")
+            if pin in used:
+                raise where.error(name, f"GPIO {pin} is already used by {used[pin]}")
+            used[pin] = name
+
+
 @dataclass(frozen=True, slots=True)
 class ChademoConfig:
     """``[evse.chademo]``: run the CHAdeMO protocol on this EVSE (python-can).
@@ -201,6 +235,8 @@ class ChademoConfig:
     stop_timeout_s: float = 10.0
     quirk_inverted_200: bool = False
     local_token: str = ""
+    #: ``[evse.chademo.gpio]``: the connector's hardware (required with ``vehicle = "hardware"``).
+    gpio: GpioConfig | None = None
 
     def check(self, where: _Where) -> None:
         if not self.can_interface:
@@ -258,7 +294,16 @@ class EvseConfig:
         if self.min_voltage_v >= self.max_voltage_v:
             raise where.error("min_voltage_v", "must be below max_voltage_v")
         if self.vehicle is LinkKind.HARDWARE:
-            raise where.error("vehicle", "hardware vehicle links are not available yet")
+            # A field vehicle link is CHAdeMO over CAN with the connector's GPIO hardware; the
+            # inverter it needs is checked with the whole file (Config.check).
+            if self.chademo is None:
+                raise where.error(
+                    "vehicle", "hardware needs an [evse.chademo] table (CHAdeMO over CAN)"
+                )
+            if self.chademo.gpio is None:
+                raise where.error(
+                    "chademo.gpio", 'is required with vehicle = "hardware" (the connector\'s GPIO)'
+                )
         if self.vehicle is LinkKind.NONE:
             raise where.error("vehicle", 'must be "simulated" or "hardware"')
 
@@ -412,6 +457,22 @@ class GridConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TransactionsConfig:
+    """``[transactions]``: the start values of transaction variables the CSMS may change."""
+
+    #: TxCtrlr.ResumptionTimeout (OCPP 2.1): a transaction interrupted by a crash or power loss
+    #: for at most this long, whose EV is still connected, is resumed; 0 ends it (PowerLoss).
+    resumption_timeout_s: int = 0
+    #: TxCtrlr.AllowEnergyTransferResumption: a resumed transaction charges again without a new
+    #: authorization.
+    allow_energy_transfer_resumption: bool = True
+
+    def check(self, where: _Where) -> None:
+        if not 0 <= self.resumption_timeout_s <= 86400:
+            raise where.error("resumption_timeout_s", "must be between 0 and 86400")
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """``[sim]``: the control endpoint of the simulated peers."""
 
@@ -433,6 +494,7 @@ class Config:
     evse: tuple[EvseConfig, ...]
     inverter: InverterConfig = field(default_factory=InverterConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     source: str = "<config>"
 
@@ -454,6 +516,46 @@ class Config:
         # OCPP 2.0.1 Part 1 (3-tier model): EVSE ids are numbered from 1 without gaps.
         if sorted(seen) != list(range(1, len(seen) + 1)):
             raise where.error("evse", "EVSE ids must be 1, 2, ... without gaps")
+        self._check_hardware_vehicles(where)
+
+    def _check_hardware_vehicles(self, where: _Where) -> None:
+        """A hardware CHAdeMO EVSE's DC power stage and DC measurement are the inverter's: one
+        such EVSE per inverter, whose register map has the DC voltage and current."""
+        hardware = [i for i, e in enumerate(self.evse) if e.vehicle is LinkKind.HARDWARE]
+        if not hardware:
+            return
+        first = hardware[0]
+        if len(hardware) > 1:
+            raise where.error(
+                f"evse[{hardware[1]}].vehicle",
+                f'only one EVSE may have vehicle = "hardware" (the inverter is evse[{first}]\'s '
+                "DC power stage and measurement)",
+            )
+        if self.inverter.link is LinkKind.NONE:
+            raise where.error(
+                f"evse[{first}].vehicle",
+                "hardware needs an [inverter] link (its DC power stage and DC measurement); "
+                'set [inverter] link = "hardware"',
+            )
+        register_map = self.inverter.register_map
+        if register_map is None:
+            raise where.error(
+                "inverter.register_map",
+                f'is required with evse[{first}] vehicle = "hardware": the DC measurement '
+                "comes from a register map with dc_voltage_v and dc_current_a (SunSpec model "
+                "714 is not supported yet)",
+            )
+        from station.inverter.vendor import load_register_map
+
+        missing = [
+            n for n in ("dc_voltage_v", "dc_current_a") if n not in load_register_map(register_map)
+        ]
+        if missing:
+            raise where.error(
+                "inverter.register_map",
+                f"{register_map.name} has no {' or '.join(missing)} register (the DC measurement "
+                f'of evse[{first}], vehicle = "hardware")',
+            )
 
 
 # --------------------------------------------------------------------------------------------

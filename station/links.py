@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -243,6 +243,10 @@ class InverterLinks:
 class InverterFollowingPort:
     """The energy manager's power port: the EVSEs get their commands, the inverter the sum.
 
+    An EVSE whose inverter is its DC power stage (a hardware CHAdeMO EVSE) registers a cap in
+    ``caps``: its share of the set-point is then ``caps[evse_id](command_w)`` (never more than
+    its session allows now), and it calls :meth:`refresh` when that allowance changes.
+
     Args:
         inner: the EVSE power port (it keeps ``last``, the newest command per EVSE).
         supervisor: the inverter's supervisor.
@@ -252,11 +256,20 @@ class InverterFollowingPort:
         self.inner = inner
         self.supervisor = supervisor
         self.last: dict[int, PowerCommand] = {}
+        self.caps: dict[int, Callable[[float], float]] = {}
 
     def apply(self, command: PowerCommand) -> None:
         self.inner.apply(command)
         self.last[command.evse_id] = command
-        self.supervisor.set_setpoint(sum(c.power_w for c in self.last.values()))
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Send the sum of the (capped) EVSE commands to the inverter again."""
+        total_w = 0.0
+        for evse_id, command in self.last.items():
+            cap = self.caps.get(evse_id)
+            total_w += command.power_w if cap is None else cap(command.power_w)
+        self.supervisor.set_setpoint(total_w)
 
 
 class InverterMeteredEvse:
@@ -285,3 +298,7 @@ class InverterMeteredEvse:
 
     def unlock_connector(self, connector_id: int) -> None:
         self.inner.unlock_connector(connector_id)
+
+    @property
+    def plugged(self) -> bool:
+        return self.inner.plugged

@@ -56,12 +56,14 @@ def test_the_shipped_example_is_valid_and_complete() -> None:
         ChademoConfig,
         CsmsConfig,
         EvseConfig,
+        GpioConfig,
         GridConfig,
         GridTripConfig,
         InverterConfig,
         SimConfig,
         StationConfig,
         StorageConfig,
+        TransactionsConfig,
     )
 
     sections = (
@@ -70,10 +72,12 @@ def test_the_shipped_example_is_valid_and_complete() -> None:
         StorageConfig,
         EvseConfig,
         ChademoConfig,
+        GpioConfig,
         InverterConfig,
         GridConfig,
         GridTripConfig,
         SimConfig,
+        TransactionsConfig,
     )
     for section in sections:
         for f in fields(section):
@@ -87,12 +91,14 @@ def test_every_key_is_documented_in_the_readme() -> None:
         ChademoConfig,
         CsmsConfig,
         EvseConfig,
+        GpioConfig,
         GridConfig,
         GridTripConfig,
         InverterConfig,
         SimConfig,
         StationConfig,
         StorageConfig,
+        TransactionsConfig,
     )
 
     readme = (REPO / "README.md").read_text()
@@ -102,13 +108,76 @@ def test_every_key_is_documented_in_the_readme() -> None:
         StorageConfig,
         EvseConfig,
         ChademoConfig,
+        GpioConfig,
         InverterConfig,
         GridConfig,
         GridTripConfig,
         SimConfig,
+        TransactionsConfig,
     ):
         for f in fields(section):
             assert f"`{f.name}`" in readme, f"{section.__name__}.{f.name} not in README.md"
+
+
+_GPIO = "lock = 5\ncontactors = 6\ninsulation_test = 13\ninsulation_ok = 19\nestop = 26\n"
+_DC_MAP = REPO / "deploy" / "inverter-maps" / "example-dc-converter.toml"
+
+
+def _hw(
+    gpio: str = "",
+    drop: str = "",
+    inverter: str = f"link = 'hardware'\nregister_map = '{_DC_MAP}'",
+    second: bool = False,
+) -> str:
+    """A station with a hardware CHAdeMO EVSE 1 (and maybe a second one), changed as given."""
+    evse = (
+        "[[evse]]\nid = {n}\nconnector = 'chademo'\nvehicle = 'hardware'\n"
+        "[evse.chademo]\ncan_interface = 'virtual'\n[evse.chademo.gpio]\n"
+        + _GPIO.replace(drop, "")
+        + gpio
+        + "\n"
+    )
+    text = MINIMAL.split("[[evse]]")[0] + evse.format(n=1)
+    if second:
+        text += evse.format(n=2).replace("= 5\n", "= 7\n")
+    if inverter:
+        text += "[inverter]\n" + inverter + "\n"
+    return text
+
+
+def test_a_hardware_chademo_evse_parses(tmp_path: Path) -> None:
+    config = parse_config(_hw(gpio="root = 'gpio'"), source="t.toml", base_dir=tmp_path)
+    (evse,) = config.evse
+    assert evse.vehicle is LinkKind.HARDWARE
+    assert evse.chademo is not None and evse.chademo.gpio is not None
+    gpio = evse.chademo.gpio
+    assert (gpio.lock, gpio.contactors, gpio.insulation_test, gpio.insulation_ok, gpio.estop) == (
+        5,
+        6,
+        13,
+        19,
+        26,
+    )
+    assert gpio.root == tmp_path / "gpio" and gpio.estop_active_low is True
+    assert not config.any_simulated
+    default = parse_config(_hw(), source="t.toml").evse[0].chademo
+    assert default is not None and default.gpio is not None
+    assert default.gpio.root == Path("/sys/class/gpio")
+
+
+def test_a_map_without_dc_registers_is_refused(tmp_path: Path) -> None:
+    ac_only = tmp_path / "ac.toml"
+    text = "[[register]]".join(
+        part for part in _DC_MAP.read_text().split("[[register]]") if 'name = "dc_' not in part
+    )
+    ac_only.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            _hw(inverter=f"link = 'hardware'\nregister_map = '{ac_only}'"), source="bad.toml"
+        )
+    message = str(caught.value)
+    assert message.startswith("bad.toml: inverter.register_map: ac.toml has no dc_voltage_v or ")
+    assert "\n" not in message
 
 
 def _with(
@@ -141,6 +210,11 @@ def _with(
         (MINIMAL.replace('id = "CS-001"', "id = 7"), "station.id", "must be a string"),
         (_with(extra_station="colour = 'red'"), "station.colour", "unknown key"),
         (_with(tail="[extra]\na = 1"), "extra", "unknown key"),
+        (
+            _with(tail="[transactions]\nresumption_timeout_s = -1"),
+            "transactions.resumption_timeout_s",
+            "between 0 and 86400",
+        ),
         (_with(extra_csms="security_profile = 4"), "csms.security_profile", "must be 0, 1, 2 or 3"),
         (_with(extra_csms="security_profile = '1'"), "csms.security_profile", "must be an integer"),
         (_with(extra_csms="security_profile = 1"), "csms.basic_auth_password", "is required"),
@@ -158,7 +232,36 @@ def _with(
         (_with(extra_evse="connector_id = 0"), "evse[0].connector_id", "1 or more"),
         (_with(extra_evse="max_charge_power_w = -5"), "evse[0].max_charge_power_w", "greater"),
         (_with(extra_evse="max_current_a = 'lots'"), "evse[0].max_current_a", "must be a number"),
-        (_with(extra_evse="vehicle = 'hardware'"), "evse[0].vehicle", "not available yet"),
+        (_with(extra_evse="vehicle = 'hardware'"), "evse[0].vehicle", "[evse.chademo] table"),
+        (
+            _with(extra_evse="vehicle = 'hardware'", tail="[evse.chademo]").replace(
+                "ccs", "chademo"
+            ),
+            "evse[0].chademo.gpio",
+            'is required with vehicle = "hardware"',
+        ),
+        (_hw(drop="lock = 5", gpio="lock = -1"), "evse[0].chademo.gpio.lock", "0 or more"),
+        (
+            _hw(drop="estop = 26", gpio="estop = 5"),
+            "evse[0].chademo.gpio.estop",
+            "GPIO 5 is already used by lock",
+        ),
+        (
+            _hw(drop="lock = 5", gpio="lock = '5'"),
+            "evse[0].chademo.gpio.lock",
+            "must be an integer",
+        ),
+        (_hw(gpio="estop_active_low = 1"), "evse[0].chademo.gpio.estop_active_low", "true or"),
+        (_hw(gpio="colour = 1"), "evse[0].chademo.gpio.colour", "unknown key"),
+        (_hw(drop="estop = 26"), "evse[0].chademo.gpio.estop", "missing required key"),
+        (_hw(inverter=""), "evse[0].vehicle", "needs an [inverter] link"),
+        (_hw(inverter="link = 'hardware'"), "inverter.register_map", "SunSpec model 714"),
+        (
+            _hw(inverter="link = 'hardware'\nregister_map = 'no-such-map.toml'"),
+            "inverter.register_map",
+            "no-such-map.toml",
+        ),
+        (_hw(second=True), "evse[1].vehicle", 'only one EVSE may have vehicle = "hardware"'),
         (
             MINIMAL.replace('connector = "chademo"', 'connector = "type2"'),
             "evse[0].connector",

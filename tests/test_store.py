@@ -148,6 +148,26 @@ def test_outbound_ids_are_never_reused(db: Database) -> None:
     assert second.id > first.id
 
 
+def test_acknowledgements_remove_exactly_the_acknowledged_messages(db_path: Path) -> None:
+    """One id (the replay's path, a raw DELETE on a pooled connection) and several (one
+    transaction); ids already gone are skipped; and after close nothing is written."""
+    db = open_database(db_path)
+    queue = OutboundQueue(db)
+    ids = [queue.push("A", {"n": n}, now=T0).id for n in range(6)]
+    assert queue.ack_many(ids[:3]) == 3
+    assert queue.ack_many([ids[3]]) == 1
+    assert queue.ack_many([ids[3]]) == 0
+    assert queue.ack_many([]) == 0
+    with pytest.raises(KeyError):
+        queue.ack(999)
+    assert [m.payload["n"] for m in queue.peek(10)] == [4, 5]
+    db.close()
+    with open_database(db_path) as again:  # committed: a new process sees the same
+        assert [m.payload["n"] for m in OutboundQueue(again).peek(10)] == [4, 5]
+    with pytest.raises(StoreError, match="closed"):
+        queue.ack(ids[4])
+
+
 def test_opening_does_not_reconfigure_logging(db_path: Path) -> None:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

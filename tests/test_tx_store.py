@@ -66,6 +66,24 @@ def open_tx(transaction_id: str = "TX-1", evse_id: int = 1, seq: int = 3) -> Ope
     )
 
 
+def test_open_transaction_keeps_its_tokens_and_keep_alive(tmp_path: Path) -> None:
+    """What resuming a transaction after a restart needs: the session's tokens, and when the
+    station was last known to run it (each record, then each keep-alive)."""
+    token = IdToken("04A1B2C3", IdTokenType.ISO14443)
+    group = IdToken("FLEET-7", IdTokenType.CENTRAL)
+    tx = replace(open_tx(), id_token=token, group_id_token=group)
+    with open_database(tmp_path / "s.db") as db:
+        repo = TransactionRepository(db)
+        repo.record(1, tx, [message()], now=T0)
+        later = T0 + timedelta(seconds=10)
+        assert repo.keep_alive(later) == 1
+        assert repo.open_transactions() == [replace(tx, alive_at=later)]
+        repo.record(1, None, [message(seq=1)], now=later)
+        assert repo.keep_alive(later) == 0
+    with open_database(tmp_path / "s.db") as db:  # and after a restart
+        assert TransactionRepository(db).open_transactions() == []
+
+
 def message(transaction_id: str = "TX-1", seq: int = 0) -> PendingMessage:
     return PendingMessage("TransactionEvent", {"seqNo": seq}, transaction_id)
 
@@ -75,7 +93,7 @@ def test_open_transaction_round_trips_with_its_reading(tmp_path: Path) -> None:
         repo = TransactionRepository(db)
         ids = repo.record(1, open_tx(), [message(seq=0), message(seq=1)], now=T0)
         assert ids == sorted(ids) and len(ids) == 2
-        assert repo.open_transactions() == [open_tx()]
+        assert repo.open_transactions() == [replace(open_tx(), alive_at=T0)]
         assert repo.queued_for("TX-1") == 2
         assert [m.payload["seqNo"] for m in OutboundQueue(db).peek(5)] == [0, 1]
         # Ending it: the transaction goes, the Ended message comes, in one commit.

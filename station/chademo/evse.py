@@ -313,6 +313,15 @@ class ChademoEvse:
         """The session's state."""
         return self.session.state
 
+    @property
+    def published_frames(self) -> dict[int, bytes]:
+        """The charger frames the cyclic CAN tasks send from their next cycle on, by id (a copy).
+
+        Every input (a power command included) hands the newest frames to the tasks before it
+        returns, so after :meth:`set_power_command` this already carries the new current.
+        """
+        return self._bus.published
+
     def status(self) -> dict[str, Any]:
         """The EVSE's state, JSON-ready."""
         voltage_v, current_a = self._measured

@@ -176,7 +176,10 @@ class SysfsGpioHardware:
     Writes ``1``/``0`` to ``<root>/gpioN/value``; the pins must already be exported and set to
     the right direction (by the image's udev/systemd setup). The insulation monitor is a relay
     that starts the test and an input that reads 1 when the insulation is good; the result is read
-    when :meth:`result` is called. DC output is not a GPIO: :meth:`set_output` only records it.
+    when :meth:`result` is called. The test relay is released before the contactors close (the
+    monitor then watches the live output) and whenever they open. DC output is not a GPIO:
+    :meth:`set_output` only records it. ``locked`` and ``contactors_closed`` are what was last
+    written (for status), not read back.
     """
 
     def __init__(self, pins: GpioPins, root: Path = Path("/sys/class/gpio")) -> None:
@@ -185,6 +188,8 @@ class SysfsGpioHardware:
         self._test_id: int | None = None
         self.voltage_v = 0.0
         self.current_a = 0.0
+        self.locked = False
+        self.contactors_closed = False
 
     def _path(self, pin: int) -> Path:
         return self.root / f"gpio{pin}" / "value"
@@ -206,15 +211,22 @@ class SysfsGpioHardware:
 
     def lock(self) -> None:
         self._write(self.pins.lock, True)
+        self.locked = True
 
     def unlock(self) -> None:
         self._write(self.pins.lock, False)
+        self.locked = False
 
     def close(self) -> None:
+        self._write(self.pins.insulation_test, False)
         self._write(self.pins.contactors, True)
+        self.contactors_closed = True
 
     def open(self) -> None:
+        # Open first: the contactors matter more than the test relay if a write fails.
         self._write(self.pins.contactors, False)
+        self.contactors_closed = False
+        self._write(self.pins.insulation_test, False)
 
     def start_test(self, test_id: int, voltage_v: int) -> None:
         self._test_id = test_id

@@ -170,6 +170,12 @@ class InverterMeasurements:
     energy_export_wh: float | None
     reactive_power_var: float | None = None
     """As SunSpec counts it (positive = injecting vars); not a vehicle-side quantity."""
+    dc_voltage_v: float | None = None
+    """The converter's DC (battery-side) voltage, where the device measures it (vendor maps)."""
+    dc_current_a: float | None = None
+    """The converter's DC current, + into the vehicle (vendor maps)."""
+    dc_power_w: float | None = None
+    """The converter's DC power, + into the vehicle (vendor maps)."""
 
 
 @dataclass(frozen=True, slots=True)

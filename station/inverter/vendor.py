@@ -680,6 +680,9 @@ class VendorInverter:
             frequency_hz=values.get("frequency_hz"),
             energy_import_wh=values.get("energy_import_wh"),
             energy_export_wh=values.get("energy_export_wh"),
+            dc_voltage_v=values.get("dc_voltage_v"),
+            dc_current_a=values.get("dc_current_a"),
+            dc_power_w=values.get("dc_power_w"),
         )
         self.last_measurements = reading
         return reading
@@ -821,4 +824,7 @@ _MEASUREMENTS = (
     "frequency_hz",
     "energy_import_wh",
     "energy_export_wh",
+    "dc_voltage_v",
+    "dc_current_a",
+    "dc_power_w",
 )

@@ -61,6 +61,7 @@ __all__ = [
     "ReportBase",
     "SetVariableStatus",
     "StationIdentity",
+    "TxDefaults",
     "VariableDef",
     "VariableKey",
     "split_report",
@@ -1168,6 +1169,14 @@ class CommDefaults:
     message_attempt_interval_transaction_event_s: int = 30
 
 
+@dataclass(frozen=True, slots=True)
+class TxDefaults:
+    """Defaults of the transaction variables the configuration sets (``[transactions]``)."""
+
+    resumption_timeout_s: int = 0
+    allow_energy_transfer_resumption: bool = True
+
+
 #: maxLimit of LocalAuthListCtrlr.Entries and of the Storage (bytes) of the list and the cache.
 LOCAL_LIST_ENTRIES_MAX = 10000
 AUTH_STORAGE_MAX_B = 4_000_000
@@ -1201,7 +1210,11 @@ def _setting(
 
 
 def standard_definitions(
-    *, evses: Sequence[EvseInfo], identity: StationIdentity, comm: CommDefaults
+    *,
+    evses: Sequence[EvseInfo],
+    identity: StationIdentity,
+    comm: CommDefaults,
+    tx_defaults: TxDefaults = TxDefaults(),
 ) -> list[VariableDef]:
     """The device model this station supports, with documented defaults.
 
@@ -1500,6 +1513,29 @@ def standard_definitions(
     # A captive-cable DC session cannot survive an unplug.
     add(_constant(tx, "StopTxOnEVSideDisconnect", _BOOL, "true"))
     add(_setting(tx, "StopTxOnInvalidId", _BOOL, "true"))
+    # With StopTxOnInvalidId false: the energy a transaction whose id was not Accepted may still
+    # take (from its start); 0 suspends it at once.
+    add(_setting(tx, "MaxEnergyOnInvalidId", _INT, "0", unit="Wh", min_limit=0))
+    # OCPP 2.1 (issue 3: recovered transactions are ended with PowerLoss "or resumed, as
+    # configured"); 0 never resumes, as OCPP 2.0.1 has it.
+    add(
+        _setting(
+            tx,
+            "ResumptionTimeout",
+            _INT,
+            str(tx_defaults.resumption_timeout_s),
+            unit="s",
+            min_limit=0,
+        )
+    )
+    add(
+        _setting(
+            tx,
+            "AllowEnergyTransferResumption",
+            _BOOL,
+            "true" if tx_defaults.allow_energy_transfer_resumption else "false",
+        )
+    )
     add(
         _setting(
             tx, "TxStartPoint", DataType.MEMBER_LIST, "PowerPathClosed", values_list=_TX_POINTS

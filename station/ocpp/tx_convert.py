@@ -183,7 +183,12 @@ class OcppTransactionPort:
         problems: list[str] = []
         for version in keys.SUPPORTED_VERSIONS:
             try:
-                rpc.check_payload(rpc.MessageType.CALL, TRANSACTION_EVENT, payload, version)
+                rpc.check_payload(
+                    rpc.MessageType.CALL,
+                    TRANSACTION_EVENT,
+                    transaction_event_for_version(payload, version),
+                    version,
+                )
             except rpc.FrameError as exc:
                 problems.append(f"OCPP {version}: {exc.description}")
         if len(problems) == len(keys.SUPPORTED_VERSIONS):
@@ -197,7 +202,9 @@ class OcppTransactionPort:
         if session is None or not self.online:
             raise ConnectionLostError("TransactionEvent: CSMS link not available")
         # Checked against the schema by encode() when it was queued; sent as it was stored.
-        response = await session.call_wire(TRANSACTION_EVENT, payload)
+        response = await session.call_wire(
+            TRANSACTION_EVENT, transaction_event_for_version(payload, session.version)
+        )
         info = getattr(response, "id_token_info", None)
         return id_token_info_from_snake(info) if info else None
 
@@ -249,6 +256,22 @@ class OcppTransactionPort:
                 reservation_id=reservation_id, reservation_update_status=status.value
             )
         )
+
+
+_WIRE_2_0_1_TRIGGERS = {"TxResumed": "ChargingStateChanged"}
+"""OCPP 2.1 triggerReasons written for an OCPP 2.0.1 CSMS, whose enumeration lacks them. A
+resumed transaction's event reports its chargingState, so ChargingStateChanged says what
+changed."""
+
+
+def transaction_event_for_version(payload: dict[str, Any], version: str) -> dict[str, Any]:
+    """The queued (version-neutral) TransactionEvent payload as ``version`` sends it: the same
+    object, except a 2.1-only triggerReason on OCPP 2.0.1 (:data:`_WIRE_2_0_1_TRIGGERS`)."""
+    if version == "2.0.1":
+        trigger = _WIRE_2_0_1_TRIGGERS.get(payload.get("triggerReason", ""))
+        if trigger is not None:
+            return {**payload, "triggerReason": trigger}
+    return payload
 
 
 _TX_VARIABLES = (
@@ -307,6 +330,9 @@ def service_settings(dm: DeviceModel) -> ServiceSettings:
         aligned_interval_s=number("AlignedDataCtrlr", "Interval", 900),
         authorize_remote_start=flag("AuthCtrlr", "AuthorizeRemoteStart", False),
         stop_tx_on_invalid_id=flag("TxCtrlr", "StopTxOnInvalidId", True),
+        max_energy_on_invalid_id_wh=number("TxCtrlr", "MaxEnergyOnInvalidId", 0.0),
+        resumption_timeout_s=number("TxCtrlr", "ResumptionTimeout", 0.0),
+        allow_energy_transfer_resumption=flag("TxCtrlr", "AllowEnergyTransferResumption", True),
         auth=type(auth)(
             local_pre_authorize=flag("AuthCtrlr", "LocalPreAuthorize", auth.local_pre_authorize),
             local_authorize_offline=flag(

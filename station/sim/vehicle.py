@@ -17,6 +17,13 @@ injected clock into two registers that only count up (positive: Energy.Active.Im
 into the vehicle; negative: Energy.Active.Export.Register), and the SoC moves with the net energy
 over the battery capacity (no losses). Power follows the sign convention of DESIGN.md.
 
+The simulated world outlives the firmware, as a car and a meter outlive a station's reboot: with
+a ``state_file`` the vehicle writes its plug state, battery and the meter's registers there at
+every plug, unplug and meter reading, and a new :class:`SimVehicle` (after a crash, a power loss
+or a Reset) starts from it, still plugged if it was, with the power path open. That is what
+lets the transactions service resume a transaction (OCPP 2.1 ResumptionTimeout) or find the EV
+still connected.
+
 Nothing here polls: the vehicle tells its listeners (the energy manager) when its limits change,
 including the moment its SoC reaches a bound at the present power (one timer, re-armed at every
 change). ``station sim`` drives it through :func:`register_commands`.
@@ -25,12 +32,15 @@ change). ``station sim`` drives it through :func:`register_commands`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from station.clock import Clock
@@ -213,6 +223,8 @@ class SimVehicle:
         max_charge_power_w: the EVSE's charge rating (a vehicle's default limit).
         max_discharge_power_w: the EVSE's discharge rating (a V2X vehicle's default limit).
         clock: for the meter.
+        state_file: where the simulated world persists (module docstring); None: nowhere. A
+            file that cannot be read is logged and the world starts afresh.
     """
 
     def __init__(
@@ -223,6 +235,7 @@ class SimVehicle:
         max_charge_power_w: float,
         max_discharge_power_w: float | None = None,
         clock: Clock,
+        state_file: Path | None = None,
     ) -> None:
         self.evse_id = evse_id
         self.connector_id = connector_id
@@ -246,6 +259,70 @@ class SimVehicle:
         self._listeners: list[Callable[[], None]] = []
         self._needs_listeners: list[Callable[[int, ChargingNeeds], None]] = []
         self._timer: asyncio.Handle | None = None
+        self.state_file = state_file
+        self._save_failed = False
+        if state_file is not None:
+            self._restore(state_file)
+
+    # --- the world's persistence ------------------------------------------------------------
+
+    def _restore(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("EVSE %d: simulated world not read from %s: %s", self.evse_id, path, exc)
+            return
+        try:
+            data = json.loads(text)
+            import_wh, export_wh = float(data["import_wh"]), float(data["export_wh"])
+            plugged = bool(data["plugged"])
+            spec = EvSpec(**data["spec"])
+            if not (math.isfinite(import_wh) and math.isfinite(export_wh)):
+                raise ValueError("energy registers must be finite")
+            if min(import_wh, export_wh) < 0:
+                raise ValueError("energy registers cannot be negative")
+            ev_stopped = bool(data.get("ev_stopped", False))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("EVSE %d: simulated world in %s is corrupt (%s); starting afresh",
+                        self.evse_id, path, exc)  # fmt: skip
+            return
+        self.meter.import_wh, self.meter.export_wh = import_wh, export_wh
+        self.spec = spec
+        self._battery_wh = spec.soc_pct / 100 * spec.capacity_kwh * 1000
+        self._net_at_plug_wh = import_wh - export_wh
+        self.plugged = self.locked = plugged
+        self._ev_stopped = ev_stopped and plugged
+        if plugged:
+            log.info("EVSE %d: the simulated vehicle is still plugged in (SoC %.1f %%)",
+                     self.evse_id, spec.soc_pct)  # fmt: skip
+
+    def _save(self) -> None:
+        """Write the world's state (a temporary file renamed over the old one: never torn)."""
+        path = self.state_file
+        if path is None:
+            return
+        # The SoC now is the spec's for a vehicle plugged in afresh after a restart.
+        spec = replace(self.spec, soc_pct=round(self._soc_pct(), 6))
+        data = {
+            "plugged": self.plugged,
+            "ev_stopped": self._ev_stopped,
+            "spec": asdict(spec),
+            "import_wh": self.meter.import_wh,
+            "export_wh": self.meter.export_wh,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            if not self._save_failed:
+                log.warning("EVSE %d: simulated world not saved to %s: %s",
+                            self.evse_id, path, exc)  # fmt: skip
+            self._save_failed = True
+        else:
+            self._save_failed = False
 
     def attach(self, sink: VehicleSink) -> None:
         self._sink = sink
@@ -336,6 +413,7 @@ class SimVehicle:
         self._ev_stopped = False
         self.plugged = True
         self.locked = True
+        self._save()
         log.info(
             "EVSE %d: vehicle plugged (SoC %.1f %%, %.1f kWh, V2X %s)",
             self.evse_id,
@@ -358,6 +436,7 @@ class SimVehicle:
         self._flowing = False
         self.plugged = False
         self.locked = False
+        self._save()
         self._report(CableUnplugged())
         self._notify()
 
@@ -542,7 +621,9 @@ class SimVehicle:
 
     def read_meter(self, now: datetime) -> MeterReading:
         self._advance(now)
-        return self.meter.read(now, soc_pct=self._soc_pct() if self.plugged else None)
+        reading = self.meter.read(now, soc_pct=self._soc_pct() if self.plugged else None)
+        self._save()  # before the reading is committed anywhere: registers never go back
+        return reading
 
     def close_power_path(self) -> None:
         self.power_path_closed = True

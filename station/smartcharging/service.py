@@ -12,8 +12,9 @@ It must not import ``ocpp`` (``station/ocpp/convert.py`` translates) nor talk SQ
 written through a :class:`ProfileStore` (``station.store.ProfileRepository`` in the station) and
 committed **before** the CSMS is answered, and loaded again at start (K01: profiles survive a
 restart). TxProfiles live as long as their transaction
-(:meth:`SmartChargingService.transaction_ended`); since no transaction survives a restart (issue 3
-ends them with PowerLoss), none is loaded.
+(:meth:`SmartChargingService.transaction_ended`); at start only those of transactions still open
+in the store are loaded (``open_transaction_ids``: a transaction may be resumed, OCPP 2.1
+ResumptionTimeout; one that is ended with PowerLoss instead takes its TxProfiles with it).
 
 Ports (each a ``Protocol`` with an in-process implementation, STYLE.md A2.8):
 
@@ -39,6 +40,13 @@ Beyond the CSMS's profiles the service holds:
   install or remove a ChargingStationExternalConstraints profile (``external.py``) that the
   composite schedule stacks like any other, GetChargingProfiles reports with its source, and
   the CSMS cannot clear; a change beyond LimitChangeSignificance is notified.
+* **Charging rate changes** (K12, K13.FR.03): when an external limit or the external
+  set-point port changes the power command of an EVSE with an ongoing transaction by more than
+  LimitChangeSignificance, the :attr:`SmartChargingService.rate_listeners` are told its EVSE id
+  (the transactions service then sends TransactionEvent Updated, triggerReason
+  ChargingRateChanged). Changes made by the CSMS's own profiles are not reported: errata
+  2025-01 [776], "A trigger reason ChargingRateChanged must only be sent, when an external
+  actor (not CSMS) changes the charging rate".
 * **Dynamic profiles** (2.1 K28/K29): UpdateDynamicSchedule values, and a pull at every
   ``dynUpdateInterval`` (on the same timer as the period boundaries).
 * **Offline validity** (2.1 maxOfflineDuration): :meth:`SmartChargingService.set_online` is told
@@ -73,7 +81,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -433,8 +441,10 @@ class SmartChargingService:
         store: ProfileStore | None = None,
         notifier: CsmsNotifier | None = None,
         limit_change_significance_pct: Callable[[], float] = lambda: 1.0,
+        open_transaction_ids: Collection[str] = (),
     ) -> None:
         self.evses = {e.evse_id: e for e in evses}
+        self._open_at_start = frozenset(open_transaction_ids)
         self.clock = clock
         self.limits_for = limits_for
         self.transactions: TransactionView = transactions or NoTransactions()
@@ -464,6 +474,11 @@ class SmartChargingService:
         self._afrr: tuple[datetime, int] | None = None
         self._afrr_pending: dict[datetime, int] = {}
         self._timer: asyncio.TimerHandle | None = None
+        #: The last command computed per EVSE (its ``power_w`` is the EVSE's charging rate).
+        self._commands: dict[int, PowerCommand] = {}
+        #: Subscribers told the EVSE id whose ongoing transaction's charging rate an external
+        #: actor changed by more than LimitChangeSignificance (K13.FR.03). Append to subscribe.
+        self.rate_listeners: list[Callable[[int], None]] = []
         self._load()
         self.grid_electrical = ElectricalParams(GRID_NOMINAL_VOLTAGE_V, phases=3)
         subscribe = getattr(self.vehicles, "subscribe", None)
@@ -622,9 +637,16 @@ class SmartChargingService:
             log.exception("could not delete charging profiles %s from the store", list(gone))
 
     def _load(self) -> None:
-        """Install the stored profiles; drop stored TxProfiles: their transactions are over."""
+        """Install the stored profiles; drop stored TxProfiles whose transactions are over (those
+        of transactions still open in the store stay: the transactions service resumes them, or
+        ends them with PowerLoss and :meth:`transaction_ended` removes them)."""
         stored = self.store.load_all()
-        stale = [p.id for p in stored if p.purpose == ChargingProfilePurpose.TX_PROFILE]
+        stale = [
+            p.id
+            for p in stored
+            if p.purpose == ChargingProfilePurpose.TX_PROFILE
+            and p.transaction_id not in self._open_at_start
+        ]
         if stale:
             log.info("TxProfiles %s dropped at start: their transactions ended", stale)
             self._forget(stale)
@@ -669,6 +691,7 @@ class SmartChargingService:
                 "the whole station)"
             )
         profile = external_profile(limit, self.clock.now())
+        rates = self._rates()
         self.store.save([profile])
         log.info(
             "external limit from %s on EVSE %d: %.1f W (discharge %s W)",
@@ -678,6 +701,7 @@ class SmartChargingService:
             limit.discharge_limit_w,
         )
         self._replace(self.profiles.install(profile))
+        self._rates_changed(rates)
         key = (limit.evse_id, str(limit.source))
         previous = self._notified_limits.get(key)
         significant = significant_change(
@@ -703,9 +727,11 @@ class SmartChargingService:
         profiles, gone = self.profiles.clear_limit_source(source, evse_id)
         if not gone:
             return False
+        rates = self._rates()
         self.store.delete(gone)
         log.info("external limit from %s on EVSE %d released", source, evse_id)
         self._replace(profiles)
+        self._rates_changed(rates)
         self._notified_limits.pop((evse_id, source), None)
         self.notifier.charging_limit_cleared(evse_id, source)
         return True
@@ -878,6 +904,7 @@ class SmartChargingService:
             )
         except (PowerValueError, TypeError) as exc:
             raise SmartChargingValueError(f"external inputs for EVSE {evse_id}: {exc}") from None
+        rates = self._rates()
         for target in targets:
             self._external[target] = inputs
         log.info(
@@ -888,6 +915,7 @@ class SmartChargingService:
             discharge_limit_w,
         )
         self.refresh()
+        self._rates_changed(rates)
 
     def clear_external_inputs(self, evse_id: int) -> bool:
         """The external system withdraws its set-point and limits (0: from every EVSE).
@@ -898,12 +926,50 @@ class SmartChargingService:
         Raises:
             SmartChargingValueError: an unknown EVSE (nothing changes).
         """
+        rates = self._rates()
         gone = [e for e in self._targets(evse_id) if self._external.pop(e, None) is not None]
         if not gone:
             return False
         log.info("EVSEs %s: external set-point and limits withdrawn", gone)
         self.refresh()
+        self._rates_changed(rates)
         return True
+
+    # ------------------------------------------------ charging rate changes (K12, K13.FR.03)
+
+    def charging_rate_w(self, evse_id: int) -> float | None:
+        """The EVSE's charging rate as last commanded (W, signed as in DESIGN.md); None before
+        the first evaluation."""
+        command = self._commands.get(evse_id)
+        return None if command is None else command.power_w
+
+    def _rates(self) -> dict[int, float]:
+        """The commanded rate of every EVSE with an ongoing transaction, before a change."""
+        transactions = self._transactions()
+        return {
+            evse_id: command.power_w
+            for evse_id, command in self._commands.items()
+            if evse_id in transactions
+        }
+
+    def _rates_changed(self, before: Mapping[int, float]) -> None:
+        """K12 / K13.FR.03: tell the rate listeners each EVSE whose ongoing transaction's rate
+        changed by more than LimitChangeSignificance since ``before`` (an EVSE that had no
+        ongoing transaction before the change has no rate to compare with)."""
+        after = self._rates()
+        significance_pct = self.limit_change_significance_pct()
+        for evse_id, rate_w in after.items():
+            previous_w = before.get(evse_id)
+            if previous_w is None or not significant_change(previous_w, rate_w, significance_pct):
+                continue
+            log.info(
+                "EVSE %d: charging rate changed by an external actor: %.1f W -> %.1f W",
+                evse_id,
+                previous_w,
+                rate_w,
+            )
+            for listener in list(self.rate_listeners):
+                listener(evse_id)
 
     def external_inputs(self, evse_id: int) -> ExternalInputs:
         """What the external system supplies for an EVSE now, with the AFRRSignal in force."""
@@ -1074,6 +1140,7 @@ class SmartChargingService:
             log.debug(
                 "EVSE %d: %.1f W (%s, %s)", evse_id, command.power_w, command.mode, command.reason
             )
+            self._commands[evse_id] = command
             self.power.apply(command)
         self._schedule_wakeup(now, transactions)
 

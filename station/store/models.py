@@ -137,7 +137,9 @@ class OpenTransactionRow(Base):
     TransactionEvent that changed it, so that a crash never separates the two (issue 3).
 
     ``last_reading`` is the last meter reading as JSON (or NULL); ``ended_measurands`` the
-    comma-separated TxEndedMeasurands to report when the transaction is recovered.
+    comma-separated TxEndedMeasurands to report when the transaction is recovered. The session's
+    tokens (NULL while it has none) and ``alive_at``, the last time the station was known to run
+    the transaction (each event and a periodic keep-alive), let it be resumed after a restart.
     """
 
     __tablename__ = "open_transactions"
@@ -149,6 +151,11 @@ class OpenTransactionRow(Base):
     next_seq_no: Mapped[int] = mapped_column(Integer)
     last_reading: Mapped[str | None] = mapped_column(Text)
     ended_measurands: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    id_token: Mapped[str | None] = mapped_column(String(255))
+    id_token_type: Mapped[str | None] = mapped_column(String(20))
+    group_id_token: Mapped[str | None] = mapped_column(String(255))
+    group_id_token_type: Mapped[str | None] = mapped_column(String(20))
+    alive_at: Mapped[datetime | None] = mapped_column(DateTime())
 
 
 class ChargingProfileRow(Base):

@@ -18,13 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 
 from station.errors import StoreError
 from station.store.db import Database
 from station.store.models import OpenTransactionRow, OutboundMessage
 from station.store.repositories import _from_db, _to_db, _transaction
-from station.transactions.model import Measurand, MeterReading, OpenTransaction
+from station.transactions.model import (
+    IdToken,
+    IdTokenType,
+    Measurand,
+    MeterReading,
+    OpenTransaction,
+)
 
 __all__ = ["THINNABLE_TRIGGERS", "PendingMessage", "QueueThinning", "TransactionRepository"]
 
@@ -133,6 +139,7 @@ class TransactionRepository:
                     s.delete(existing)
             else:
                 values = _row_values(open_transaction)
+                values["alive_at"] = created_at
                 if existing is None:
                     s.add(OpenTransactionRow(evse_id=evse_id, **values))
                 else:
@@ -150,6 +157,22 @@ class TransactionRepository:
         query = select(OpenTransactionRow).order_by(OpenTransactionRow.evse_id)
         with _transaction(self._db, "cannot load open transactions") as s:
             return [_open_transaction(row) for row in s.scalars(query)]
+
+    def keep_alive(self, now: datetime) -> int:
+        """Record that the station still runs every open transaction at ``now`` (the start of
+        an interruption is then known to within the keep-alive interval).
+
+        Returns:
+            How many open transactions were touched.
+
+        Raises:
+            ValueError: a naive ``now``.
+            StoreError: the database could not be written.
+        """
+        alive_at = _to_db(now)
+        with _transaction(self._db, "cannot record the keep-alive") as s:
+            result = s.execute(update(OpenTransactionRow).values(alive_at=alive_at))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def clear(self, evse_id: int) -> None:
         """Forget EVSE ``evse_id``'s open transaction (without queueing anything)."""
@@ -217,7 +240,17 @@ def _row_values(tx: OpenTransaction) -> dict[str, Any]:
         "next_seq_no": tx.next_seq_no,
         "last_reading": None if reading is None else json.dumps(_reading_json(reading)),
         "ended_measurands": ",".join(m.value for m in tx.ended_measurands),
+        "id_token": None if tx.id_token is None else tx.id_token.id_token,
+        "id_token_type": None if tx.id_token is None else tx.id_token.type.value,
+        "group_id_token": None if tx.group_id_token is None else tx.group_id_token.id_token,
+        "group_id_token_type": None if tx.group_id_token is None else tx.group_id_token.type.value,
     }
+
+
+def _token(value: str | None, kind: str | None) -> IdToken | None:
+    if value is None or kind is None:
+        return None
+    return IdToken(value, IdTokenType(kind))
 
 
 def _reading_json(reading: MeterReading) -> dict[str, Any]:
@@ -236,6 +269,8 @@ def _open_transaction(row: OpenTransactionRow) -> OpenTransaction:
             data = json.loads(row.last_reading)
             reading = MeterReading(timestamp=datetime.fromisoformat(data.pop("timestamp")), **data)
         measurands = tuple(Measurand(m) for m in row.ended_measurands.split(",") if m)
+        id_token = _token(row.id_token, row.id_token_type)
+        group_id_token = _token(row.group_id_token, row.group_id_token_type)
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"open transaction of EVSE {row.evse_id} is corrupt: {exc}") from exc
     return OpenTransaction(
@@ -246,4 +281,7 @@ def _open_transaction(row: OpenTransactionRow) -> OpenTransaction:
         next_seq_no=row.next_seq_no,
         last_reading=reading,
         ended_measurands=measurands,
+        id_token=id_token,
+        group_id_token=group_id_token,
+        alive_at=None if row.alive_at is None else _from_db(row.alive_at),
     )

@@ -57,6 +57,16 @@ Further rules, each a decision where the spec leaves room:
 - **EVConnectionTimeOut** ends the authorization (C01.FR.26) and the transaction it started
   (trigger EVConnectTimeout, reason Timeout), or, with the bay holding it, reports Updated
   (TC_E_39_CS: "Updated if TxStartPoint is ParkingBayOccupancy, else Ended").
+- **StopTxOnInvalidId = false** (the shell calls :meth:`TransactionMachine.limit_energy` when
+  the CSMS answered a TransactionEvent with a non-Accepted idTokenInfo): the transaction goes
+  on, but the energy into the vehicle since its start is capped at TxCtrlr.MaxEnergyOnInvalidId
+  ("Maximum amount of energy in Wh delivered when an identifier is deauthorized by the CSMS
+  after start of a transaction", Part 2 Appendices 3.1.18), at once without one. Once the
+  import register reaches the cap, the machine opens the power path and processes
+  ``EnergyTransferStopped(EVSE, DeAuthorized)``: chargingState SuspendedEVSE (trigger
+  ChargingStateChanged), or the end of the transaction where EnergyTransfer is a stop point.
+  The power path stays open until the transaction ends. The cap is checked at every reading the
+  shell passes in (:attr:`TransactionMachine.watching_energy` says when to pass one).
 - **Faults and an immediate reset** always end the transaction (AbnormalCondition / ResetCommand
   with ImmediateReset, B12.FR.04/08 as in errata §2.11).
 - **A transaction also ends when no point holds any more**: nothing is left that could make a
@@ -156,6 +166,7 @@ __all__ = [
     "abort",
     "next_aligned",
     "recover",
+    "resumption_refusal",
 ]
 
 
@@ -396,6 +407,9 @@ class _Transaction:
     ended_samples: list[MeterValue] = field(default_factory=list)
     next_ended_sample_at: datetime | None = None
     next_aligned_ended_at: datetime | None = None
+    begin_import_wh: float | None = None  # the import register at the start, if read
+    energy_cap_wh: float | None = None  # StopTxOnInvalidId false: the import register's cap
+    energy_held: bool = False  # the cap was reached: power path opened, SuspendedEVSE
 
 
 def _require_aware(now: datetime) -> None:
@@ -479,6 +493,8 @@ class TransactionMachine:
             next_seq_no=self._tx.next_seq_no,
             last_reading=self._last_reading,
             ended_measurands=tuple(self.config.tx_ended_measurands),
+            id_token=self._auth.id_token if self._auth is not None else None,
+            group_id_token=self._auth.group_id_token if self._auth is not None else None,
         )
 
     @property
@@ -516,6 +532,83 @@ class TransactionMachine:
             and auth.group_id_token.matches(group_id_token)
         )
 
+    @property
+    def watching_energy(self) -> bool:
+        """Whether an energy cap (:meth:`limit_energy`) is set and energy may still flow: the
+        shell passes a fresh reading (with a :class:`Tick`) about every second while it is."""
+        tx = self._tx
+        if tx is None or tx.energy_cap_wh is None or self._state not in _POWER_PATH_STATES:
+            return False
+        return not (tx.energy_held and self._state is State.SUSPENDED)
+
+    def limit_energy(
+        self,
+        transaction_id: str,
+        max_energy_wh: float | None,
+        now: datetime,
+        reading: MeterReading | None = None,
+    ) -> list[Output]:
+        """TxCtrlr.StopTxOnInvalidId false: the CSMS answered non-Accepted for the token of
+        ``transaction_id``; cap the energy into the vehicle (module docstring).
+
+        Args:
+            transaction_id: the transaction the answer was about; must be the open one.
+            max_energy_wh: TxCtrlr.MaxEnergyOnInvalidId, counted from the transaction's start
+                (from the last reading when the start value is unknown); None: no more energy.
+                A second cap never raises the first.
+            now: timezone-aware UTC.
+            reading: a fresh meter reading, optional.
+
+        Returns:
+            The outputs, as :meth:`receive`: empty while the cap is not reached, else
+            OpenPowerPath and the TransactionEvent reporting SuspendedEVSE (or the Ended one).
+
+        Raises:
+            LocalTransactionError: no such open transaction, a negative or non-finite
+                ``max_energy_wh``, a naive ``now``, or the machine is in ERROR.
+            RemoteTransactionError: the reading's energy registers went backwards.
+            After either, the machine is in ERROR.
+        """
+        if self._state is State.ERROR:
+            raise LocalTransactionError(f"EVSE {self.evse_id}: the transaction machine is in ERROR")
+        try:
+            return self._limit_energy(transaction_id, max_energy_wh, now, reading)
+        except BaseException:
+            self._state = State.ERROR
+            raise
+
+    def _limit_energy(
+        self,
+        transaction_id: str,
+        max_energy_wh: float | None,
+        now: datetime,
+        reading: MeterReading | None,
+    ) -> list[Output]:
+        _require_aware(now)
+        tx = self._tx
+        if tx is None or tx.transaction_id != transaction_id:
+            raise LocalTransactionError(
+                f"EVSE {self.evse_id}: energy limit for {transaction_id!r}, but the open "
+                f"transaction is {self.transaction_id!r}"
+            )
+        if max_energy_wh is not None and not (math.isfinite(max_energy_wh) and max_energy_wh >= 0):
+            raise LocalTransactionError(
+                f"MaxEnergyOnInvalidId must be a finite number >= 0 Wh, not {max_energy_wh!r}"
+            )
+        if reading is not None:
+            self._take_reading(reading, None)
+        if max_energy_wh is None:
+            cap_wh = -math.inf
+        else:
+            base_wh = tx.begin_import_wh
+            if base_wh is None:
+                last = self._last_reading
+                base_wh = last.energy_import_wh if last is not None else 0.0
+            cap_wh = base_wh + max_energy_wh
+        if tx.energy_cap_wh is None or cap_wh < tx.energy_cap_wh:
+            tx.energy_cap_wh = cap_wh
+        return self._hold_energy([], now)
+
     def deadline(self) -> datetime | None:
         """When the shell must :meth:`tick` next: the EVConnectionTimeOut, if it is running."""
         if self._state is State.AUTHORIZED and self._auth is not None:
@@ -527,6 +620,99 @@ class TransactionMachine:
     def tick(self, now: datetime) -> list[Output]:
         """Let time pass: ``receive(Tick(), now)``."""
         return self.receive(Tick(), now)
+
+    def resume(
+        self,
+        open_transaction: OpenTransaction,
+        now: datetime,
+        reading: MeterReading,
+        *,
+        energy_allowed: bool,
+    ) -> list[Output]:
+        """Take over a transaction found open in the store whose EV is still connected (OCPP 2.1
+        TxCtrlr.ResumptionTimeout; the shell decides with :func:`resumption_refusal`).
+
+        The machine must be fresh (AVAILABLE, no transaction). It continues the transaction's
+        seqNo and reports it in one Updated event, triggerReason TxResumed, chargingState
+        EVConnected, with the TxUpdatedMeasurands of the last reading before the interruption
+        (context Interruption.Begin) and of ``reading`` (Interruption.End). With
+        ``energy_allowed`` (TxCtrlr.AllowEnergyTransferResumption) and an authorization on
+        record, the session is authorized again and the power path closes (READY); otherwise the
+        EV waits, connected and unauthorized (CONNECTED), until a new authorization.
+
+        Raises:
+            LocalTransactionError: the machine is not fresh, ``now`` is naive, or the
+                transaction belongs to another EVSE.
+            RemoteTransactionError: ``reading`` has an energy register below the last known one.
+            After either, the machine is in ERROR.
+        """
+        if self._state is not State.AVAILABLE or self._tx is not None or self._auth is not None:
+            self._state = State.ERROR
+            raise LocalTransactionError(
+                f"EVSE {self.evse_id}: a transaction can only be resumed by a fresh machine"
+            )
+        try:
+            return self._resume(open_transaction, now, reading, energy_allowed)
+        except BaseException:
+            self._state = State.ERROR
+            raise
+
+    def _resume(
+        self,
+        open_tx: OpenTransaction,
+        now: datetime,
+        reading: MeterReading,
+        energy_allowed: bool,
+    ) -> list[Output]:
+        _require_aware(now)
+        if open_tx.evse_id != self.evse_id:
+            raise LocalTransactionError(
+                f"EVSE {self.evse_id}: transaction {open_tx.transaction_id} is EVSE "
+                f"{open_tx.evse_id}'s"
+            )
+        before = open_tx.last_reading
+        self._last_reading = before
+        self._take_reading(reading, None)
+        self.connector_id = open_tx.connector_id
+        tx = _Transaction(
+            open_tx.transaction_id, started_at=open_tx.started_at, next_seq_no=open_tx.next_seq_no
+        )
+        if self.config.tx_ended_interval_s > 0:
+            tx.next_ended_sample_at = now + timedelta(seconds=self.config.tx_ended_interval_s)
+        if self.config.aligned_tx_ended_interval_s > 0:
+            tx.next_aligned_ended_at = next_aligned(now, self.config.aligned_tx_ended_interval_s)
+        self._tx = tx
+        if energy_allowed and open_tx.id_token is not None:
+            # Reported before the interruption (every event is committed with this record).
+            self._auth = _Authorization(
+                open_tx.id_token, open_tx.group_id_token, None, now, reported=True
+            )
+            self._state = State.READY
+        else:
+            self._state = State.CONNECTED
+        measurands = self.config.tx_updated_measurands
+        values = tuple(
+            value
+            for value in (
+                None
+                if before is None
+                else meter_value(before, measurands, ReadingContext.INTERRUPTION_BEGIN),
+                meter_value(reading, measurands, ReadingContext.INTERRUPTION_END),
+            )
+            if value is not None
+        )
+        message = self._message(
+            EventType.UPDATED,
+            Tick(),  # no event caused it: the trigger is given
+            now,
+            charging_state=self._charging_state(),
+            meter_values=values,
+            trigger=TriggerReason.TX_RESUMED,
+        )
+        outputs: list[Output] = [message]
+        if self._state in _POWER_PATH_STATES:
+            outputs.append(ClosePowerPath(self.evse_id))
+        return outputs
 
     def receive(
         self, event: Event, now: datetime, reading: MeterReading | None = None
@@ -565,6 +751,9 @@ class TransactionMachine:
             deadline = self.deadline()
             if deadline is None or now < deadline:
                 self._target(event)  # still validates
+                if reading is not None and self.watching_energy:
+                    self._take_reading(reading, None)
+                    return self._hold_energy([], now)
                 return []
             event = EVConnectionTimedOut()
         before = self._state
@@ -615,7 +804,27 @@ class TransactionMachine:
             outputs.append(UnlockConnector(self.evse_id, self.connector_id))
         if before not in _POWER_PATH_STATES and self._state in _POWER_PATH_STATES:
             outputs.append(ClosePowerPath(self.evse_id))
-        return outputs
+        return self._hold_energy(outputs, now)
+
+    def _hold_energy(self, outputs: list[Output], now: datetime) -> list[Output]:
+        """StopTxOnInvalidId false: once the import register reaches the cap, open the power
+        path and stop the energy transfer (SuspendedEVSE); ``outputs`` are those so far."""
+        tx = self._tx
+        if not self.watching_energy or tx is None or tx.energy_cap_wh is None:
+            return outputs
+        last = self._last_reading
+        if last is not None and last.energy_import_wh < tx.energy_cap_wh:
+            return outputs  # no reading at all: nothing can be bounded, so hold at once
+        tx.energy_held = True
+        stopped = self._process(
+            EnergyTransferStopped(Suspender.EVSE, StoppedReason.DE_AUTHORIZED), now, None
+        )
+        power = (OpenPowerPath, ClosePowerPath)
+        return [
+            OpenPowerPath(self.evse_id),
+            *(o for o in outputs if not isinstance(o, power)),
+            *(o for o in stopped if not isinstance(o, power)),
+        ]
 
     def _target(self, event: Event) -> State:
         try:
@@ -757,6 +966,8 @@ class TransactionMachine:
                 f"{transaction_id!r}"
             )
         tx = _Transaction(transaction_id, started_at=now)
+        if self._last_reading is not None:
+            tx.begin_import_wh = self._last_reading.energy_import_wh
         if self.config.tx_ended_interval_s > 0:
             tx.next_ended_sample_at = now + timedelta(seconds=self.config.tx_ended_interval_s)
         if self.config.aligned_tx_ended_interval_s > 0:
@@ -825,6 +1036,7 @@ class TransactionMachine:
         id_token: IdToken | None = None,
         number_of_phases_used: int | None = None,
         meter_values: tuple[MeterValue, ...] = (),
+        trigger: TriggerReason | None = None,
     ) -> TransactionEventOut:
         tx = self._tx
         assert tx is not None
@@ -845,7 +1057,7 @@ class TransactionMachine:
         message = TransactionEventOut(
             event_type=event_type,
             timestamp=now,
-            trigger_reason=self._trigger(event),
+            trigger_reason=self._trigger(event) if trigger is None else trigger,
             seq_no=tx.next_seq_no,
             transaction_id=tx.transaction_id,
             evse_id=self.evse_id,
@@ -999,6 +1211,44 @@ def abort(
         stopped_reason=reason,
         meter_values=values,
     )
+
+
+def resumption_refusal(
+    open_transaction: OpenTransaction,
+    now: datetime,
+    *,
+    timeout_s: float,
+    ev_connected: bool,
+) -> str | None:
+    """Why a transaction found open at start-up may not be resumed, or None if it may.
+
+    OCPP 2.1 TxCtrlr.ResumptionTimeout: "the maximum number of seconds that a transaction may be
+    interrupted by a power outage and still be resumed afterwards". The interruption is counted
+    from ``alive_at`` (the last time the store knew the station ran the transaction, at most one
+    keep-alive interval before the outage, so the count errs long, never short) to ``now``; a
+    transaction without one is not resumed. The EV must still be connected. 0 never resumes
+    (the OCPP 2.0.1 behaviour: end it with PowerLoss).
+
+    Raises:
+        LocalTransactionError: ``now`` is naive.
+    """
+    _require_aware(now)
+    if timeout_s <= 0:
+        return "ResumptionTimeout is 0"
+    if not ev_connected:
+        return "the EV is no longer connected"
+    alive_at = open_transaction.alive_at
+    if alive_at is None:
+        return "the time of the interruption is unknown"
+    interrupted_s = (now - alive_at).total_seconds()
+    if interrupted_s < 0:
+        return f"the clock went back {-interrupted_s:.0f} s during the interruption"
+    if interrupted_s > timeout_s:
+        return (
+            f"interrupted for {interrupted_s:.0f} s, longer than ResumptionTimeout "
+            f"{timeout_s:.0f} s"
+        )
+    return None
 
 
 def recover(

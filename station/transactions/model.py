@@ -80,7 +80,8 @@ class EventType(StrEnum):
 
 
 class TriggerReason(StrEnum):
-    """TriggerReasonEnumType (OCPP 2.0.1; the 2.1 additions are not produced by this core)."""
+    """TriggerReasonEnumType (OCPP 2.0.1, and TxResumed of 2.1; the wire side writes TxResumed
+    as ChargingStateChanged on an OCPP 2.0.1 connection, whose enumeration lacks it)."""
 
     AUTHORIZED = "Authorized"
     CABLE_PLUGGED_IN = "CablePluggedIn"
@@ -103,6 +104,7 @@ class TriggerReason(StrEnum):
     ABNORMAL_CONDITION = "AbnormalCondition"
     SIGNED_DATA_RECEIVED = "SignedDataReceived"
     RESET_COMMAND = "ResetCommand"
+    TX_RESUMED = "TxResumed"  # OCPP 2.1: a transaction resumed after a reboot or power loss
 
 
 class ChargingState(StrEnum):
@@ -551,8 +553,11 @@ Output = TransactionEventOut | ClosePowerPath | OpenPowerPath | UnlockConnector
 class OpenTransaction:
     """What the shell persists beside each TransactionEvent so that a transaction survives a crash.
 
-    :func:`~station.transactions.machine.recover` ends it after a power loss; ``next_seq_no`` is
-    the seqNo its next event must carry.
+    :func:`~station.transactions.machine.recover` ends it after a power loss, or
+    :meth:`~station.transactions.machine.TransactionMachine.resume` takes it over again;
+    ``next_seq_no`` is the seqNo its next event must carry. ``id_token`` / ``group_id_token``
+    are the session's authorization (None while it has none); ``alive_at`` is the last time the
+    store knew the station was running this transaction (set by the store, not the machine).
     """
 
     transaction_id: str
@@ -562,3 +567,6 @@ class OpenTransaction:
     next_seq_no: int
     last_reading: MeterReading | None = None
     ended_measurands: tuple[Measurand, ...] = field(default=_DEFAULT_ENERGY)
+    id_token: IdToken | None = None
+    group_id_token: IdToken | None = None
+    alive_at: datetime | None = None

@@ -73,6 +73,7 @@ from station.transactions.events import (
     Authorized,
     CablePlugged,
     CableUnplugged,
+    ChargingRateChanged,
     Deauthorized,
     Event,
     LocalStop,
@@ -86,7 +87,13 @@ from station.transactions.local_list import (
     SendLocalListStatus,
     plan_local_list_update,
 )
-from station.transactions.machine import TransactionMachine, abort, next_aligned, recover
+from station.transactions.machine import (
+    TransactionMachine,
+    abort,
+    next_aligned,
+    recover,
+    resumption_refusal,
+)
 from station.transactions.meter import meter_value
 from station.transactions.model import (
     ClosePowerPath,
@@ -117,6 +124,9 @@ log = logging.getLogger(__name__)
 TRANSACTION_EVENT = "TransactionEvent"
 DELIVERY_READ_AHEAD = 64
 """Queued messages the delivery task reads at once (one read per batch, not per message)."""
+KEEP_ALIVE_S = 10.0
+"""How often the store is told that the open transactions still run (their ``alive_at``): an
+interruption is measured from it, so it errs long by at most this much (ResumptionTimeout)."""
 QUEUE_HEADROOM_DIVISOR = 20
 """A full queue is thinned to 1/20 below its bound, so that it is not thinned at every event."""
 ACK_BATCH = 1
@@ -141,6 +151,9 @@ class ServiceSettings:
     aligned_interval_s: float = 900.0  # AlignedDataCtrlr.Interval; 0: no clock-aligned data
     authorize_remote_start: bool = False  # AuthCtrlr.AuthorizeRemoteStart
     stop_tx_on_invalid_id: bool = True  # TxCtrlr.StopTxOnInvalidId
+    resumption_timeout_s: float = 0.0  # TxCtrlr.ResumptionTimeout (2.1); 0: end with PowerLoss
+    allow_energy_transfer_resumption: bool = True  # TxCtrlr.AllowEnergyTransferResumption (2.1)
+    max_energy_on_invalid_id_wh: float | None = None  # TxCtrlr.MaxEnergyOnInvalidId; None: unset
     auth: AuthConfig = field(default_factory=AuthConfig)
 
 
@@ -161,6 +174,12 @@ class EvsePort(Protocol):
 
     def unlock_connector(self, connector_id: int) -> None:
         """Release the connector lock."""
+        ...
+
+    @property
+    def plugged(self) -> bool:
+        """Whether an EV is connected now (read at start-up: does a transaction resume, does a
+        new session wait)."""
         ...
 
 
@@ -339,20 +358,85 @@ class TransactionService:
     # ----------------------------------------------------------------------- start-up
 
     def recover(self) -> None:
-        """End every transaction found open in the store: stoppedReason PowerLoss (issue 3).
+        """Take over what the store says was going on before the station stopped (issue 3).
+
+        Each transaction found open is resumed if OCPP 2.1 TxCtrlr.ResumptionTimeout allows it
+        (:func:`~station.transactions.machine.resumption_refusal`: the interruption was short
+        enough and the EV is still connected): an Updated event with triggerReason TxResumed,
+        and energy again if AllowEnergyTransferResumption and the session was authorized.
+        Otherwise it is ended with stoppedReason PowerLoss and the last known meter values. Then
+        every EVSE whose EV is still connected without a transaction is told so (CablePlugged),
+        as a station reading its connectors at boot; the session waits for an authorization.
 
         Raises:
             StoreError: the store could not be read or written.
         """
         now = self.clock.now()
+        settings = self.settings()
+        resumed: set[int] = set()
         for open_tx in self.transactions.open_transactions():
-            message = recover(open_tx, now)
-            log.warning(
-                "EVSE %d: transaction %s was open at start-up; ending it (PowerLoss)",
-                open_tx.evse_id,
-                open_tx.transaction_id,
+            evse_id = open_tx.evse_id
+            port = self.ports.get(evse_id)
+            machine = self.machines.get(evse_id)
+            refusal = (
+                "the EVSE is no longer configured"
+                if port is None or machine is None
+                else resumption_refusal(
+                    open_tx,
+                    now,
+                    timeout_s=settings.resumption_timeout_s,
+                    ev_connected=port.plugged,
+                )
             )
-            self._record(open_tx.evse_id, None, [message], now)
+            if refusal is None and port is not None and machine is not None:
+                if machine.config != settings.tx:
+                    machine.config = settings.tx
+                try:
+                    outputs = machine.resume(
+                        open_tx,
+                        now,
+                        port.read_meter(now),
+                        energy_allowed=settings.allow_energy_transfer_resumption,
+                    )
+                except TransactionError as exc:
+                    refusal = f"it cannot be taken over: {exc}"
+                    self.machines[evse_id] = TransactionMachine(
+                        evse_id,
+                        self._new_transaction_id,
+                        settings.tx,
+                        connector_id=machine.connector_id,
+                    )
+                else:
+                    log.warning(
+                        "EVSE %d: transaction %s was open at start-up; resuming it (%s)",
+                        evse_id,
+                        open_tx.transaction_id,
+                        "energy transfer resumes"
+                        if machine.authorization is not None
+                        else "energy waits for a new authorization",
+                    )
+                    self._carry_out(evse_id, outputs, now)
+                    self._schedule_sample(evse_id, settings)
+                    resumed.add(evse_id)
+                    for started in list(self.started_listeners):
+                        started(evse_id, open_tx.transaction_id)
+                    continue
+            log.warning(
+                "EVSE %d: transaction %s was open at start-up; ending it (PowerLoss): not "
+                "resumed, %s",
+                evse_id,
+                open_tx.transaction_id,
+                refusal,
+            )
+            self._record(evse_id, None, [recover(open_tx, now)], now)
+            for ended in list(self.ended_listeners):
+                ended(evse_id, open_tx.transaction_id)
+        for evse_id, port in self.ports.items():
+            machine = self.machines[evse_id]
+            if evse_id not in resumed and machine.transaction_id is None and port.plugged:
+                log.info("EVSE %d: an EV is connected at start-up", evse_id)
+                self.submit(evse_id, CablePlugged(machine.connector_id))
+        self._on_settled()
 
     # -------------------------------------------------------------------------- events
 
@@ -401,6 +485,14 @@ class TransactionService:
             return False
         self.submit(evse_id, RemoteStop(transaction_id))
         return True
+
+    def charging_rate_changed(self, evse_id: int) -> None:
+        """K12 / K13.FR.03: an external actor changed the charging rate of ``evse_id`` by more
+        than LimitChangeSignificance: TransactionEvent Updated, triggerReason
+        ChargingRateChanged, queued like every TransactionEvent; nothing without a transaction."""
+        machine = self.machines.get(evse_id)
+        if machine is not None and machine.transaction_id is not None:
+            self.submit(evse_id, ChargingRateChanged())
 
     # ------------------------------------------------------------ meter values (J01, F06)
 
@@ -982,6 +1074,41 @@ class TransactionService:
                 "EVSE %d: transaction %s deauthorized (%s)", evse_id, transaction_id, info.status
             )
             self.submit(evse_id, Deauthorized())
+        elif evse_id is not None:
+            self._limit_energy(evse_id, transaction_id, settings.max_energy_on_invalid_id_wh)
+
+    def _limit_energy(self, evse_id: int, transaction_id: str, max_energy_wh: float | None) -> None:
+        """StopTxOnInvalidId false: the transaction goes on with its energy capped at
+        MaxEnergyOnInvalidId (none without it), then SuspendedEVSE (the machine's rule)."""
+        machine = self.machines[evse_id]
+        log.info(
+            "EVSE %d: transaction %s not accepted; StopTxOnInvalidId false: energy capped at %s Wh",
+            evse_id,
+            transaction_id,
+            "0" if max_energy_wh is None else f"{max_energy_wh:g}",
+        )
+        self._processing = True  # events the outputs cause wait, as in submit()
+        try:
+            now = self.clock.now()
+            try:
+                outputs = machine.limit_energy(
+                    transaction_id, max_energy_wh, now, self.ports[evse_id].read_meter(now)
+                )
+            except TransactionError as exc:
+                self._machine_failed(evse_id, exc, now)
+            else:
+                self._carry_out(evse_id, outputs, now)
+                if machine.transaction_id != transaction_id:  # EnergyTransfer was a stop point
+                    self._next_sample.pop(evse_id, None)
+                    log.info("EVSE %d: transaction %s ended", evse_id, transaction_id)
+                    self._on_transaction_ended(evse_id)
+                    for ended in list(self.ended_listeners):
+                        ended(evse_id, transaction_id)
+            while self._inbox:
+                self._process(*self._inbox.popleft())
+        finally:
+            self._processing = False
+        self._on_settled()
 
     def _schedule_sample(self, evse_id: int, settings: ServiceSettings) -> None:
         if settings.tx_updated_interval_s > 0:
@@ -1006,11 +1133,20 @@ class TransactionService:
 
     async def _timers(self) -> None:
         """J02 periodic samples every TxUpdatedInterval; J01 clock-aligned samples every
-        AlignedDataCtrlr.Interval; EVConnectionTimeOut ticks. Each waits for its own deadline;
-        the settings are read again at least every second (a SetVariables applies)."""
+        AlignedDataCtrlr.Interval; EVConnectionTimeOut ticks; the open transactions' keep-alive
+        every :data:`KEEP_ALIVE_S`. Each waits for its own deadline; the settings are read again
+        at least every second (a SetVariables applies)."""
+        alive_at = self.clock.monotonic()
         while True:
             self._timers_changed.clear()
             mono = self.clock.monotonic()
+            if mono - alive_at >= KEEP_ALIVE_S:
+                alive_at = mono
+                if self.busy_evses():
+                    try:
+                        self.transactions.keep_alive(self.clock.now())
+                    except StoreError:
+                        log.exception("the open transactions' keep-alive could not be written")
             due = [e for e, t in self._next_sample.items() if t <= mono]
             for evse_id in due:
                 port = self.ports[evse_id]
@@ -1026,8 +1162,8 @@ class TransactionService:
             now = self.clock.now()
             for evse_id, machine in self.machines.items():
                 deadline = machine.deadline()
-                if deadline is not None and deadline <= now:
-                    self.submit(evse_id, Tick())
+                if (deadline is not None and deadline <= now) or machine.watching_energy:
+                    self.submit(evse_id, Tick())  # EVConnectionTimeOut; MaxEnergyOnInvalidId
             wait_s = 1.0
             if self._next_sample:
                 wait_s = min(wait_s, max(0.0, min(self._next_sample.values()) - mono))
