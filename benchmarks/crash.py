@@ -34,11 +34,17 @@ Figures, from the TransactionEvents the CSMS received:
   included). A copy that differs counts as altered.
 - events delivered: distinct TransactionEvents (transaction, seqNo) received.
 
+With ``--resume-s S`` the station runs with ``[transactions] resumption_timeout_s = S`` (OCPP 2.1
+ResumptionTimeout): a session open at a kill, whose simulated vehicle is still plugged in when
+the station comes back within S seconds, is resumed rather than ended, so one transaction spans
+many kills. Then a session open at a kill counts as recovered when it was resumed (an event with
+Interruption.End readings) or Ended for any reason, and "resumed" counts the resumptions.
+
 Goal (issue 3): 0 lost, repeats ≤ kills (one per restart at most), 0 altered. The last line
 printed is ``crash_lost_events=<n>``; the exit status is 1 when the goal is not met or the
 measurement failed.
 
-    python -m benchmarks.crash [--kills 20] [--seed N] [--subprotocol ocpp2.0.1]
+    python -m benchmarks.crash [--kills 20] [--seed N] [--subprotocol ocpp2.0.1] [--resume-s 60]
 """
 
 from __future__ import annotations
@@ -155,7 +161,7 @@ def read_store(database: Path) -> tuple[tuple[str, ...], tuple[Queued, ...]]:
 
 
 async def measure(
-    kills: int, rng: random.Random, directory: Path, subprotocol: str
+    kills: int, rng: random.Random, directory: Path, subprotocol: str, resume_s: int = 0
 ) -> tuple[Run, StationProcess]:
     database = directory / "station.db"
     config = directory / "station.toml"
@@ -165,7 +171,9 @@ async def measure(
     started = time.perf_counter()
     async with Csms(subprotocols=(subprotocol,)) as csms:
         config.write_text(
-            config_text(csms.url, database, evses=0) + EVSE_TABLE,
+            config_text(csms.url, database, evses=0)
+            + EVSE_TABLE
+            + (f"[transactions]\nresumption_timeout_s = {resume_s}\n" if resume_s else ""),
             encoding="utf-8",
         )
         for index in range(kills):
@@ -205,23 +213,25 @@ async def measure(
                 )
             )
 
-        # The clean run: recover, deliver, start a new session, then SIGTERM.
+        # The clean run: recover, deliver, start a new session (or, resuming, carry the open
+        # one on: its first sample after the resume), then SIGTERM.
         seen = {
             f.payload["transactionInfo"]["transactionId"] for f in csms.received(TRANSACTION_EVENT)
         }
+        final_from = len(csms.frames)
         station = StationProcess(config, log_path, env)
         await station.start()
+
+        def goes_on(frame: Frame) -> bool:
+            if frame.direction != "in" or frame.action != TRANSACTION_EVENT:
+                return False
+            if frame.payload.get("eventType") == "Started":
+                return frame.payload["transactionInfo"]["transactionId"] not in seen
+            return bool(resume_s) and frame.payload.get("triggerReason") == "MeterValuePeriodic"
+
         try:
-            await csms.wait_for(
-                lambda f: (
-                    f.direction == "in"
-                    and f.action == TRANSACTION_EVENT
-                    and f.payload.get("eventType") == "Started"
-                    and f.payload["transactionInfo"]["transactionId"] not in seen
-                ),
-                timeout_s=FINAL_TIMEOUT_S,
-                include_past=True,
-            )
+            if not any(goes_on(f) for f in csms.frames[final_from:]):
+                await csms.wait_for(goes_on, timeout_s=FINAL_TIMEOUT_S)
             await asyncio.sleep(0.5)
             run.final_exit, run.final_stop_s = await station.terminate(STOP_TIMEOUT_S)
         finally:
@@ -254,6 +264,7 @@ class Figures:
     never_heard: int = 0
     energy_backwards: int = 0
     survived: int = 0
+    resumed: int = 0
     phases: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -267,7 +278,17 @@ class Figures:
         )
 
 
-def analyse(run: Run) -> Figures:
+def resumed_event(payload: dict[str, Any]) -> bool:
+    """The event that resumes a transaction (TxResumed; ChargingStateChanged on 2.0.1): the
+    one whose readings are taken at the end of an interruption."""
+    return any(
+        sv.get("context") == "Interruption.End"
+        for mv in payload.get("meterValue", [])
+        for sv in mv["sampledValue"]
+    )
+
+
+def analyse(run: Run, *, resume: bool = False) -> Figures:
     fig = Figures()
     events = [
         (i, f)
@@ -307,9 +328,14 @@ def analyse(run: Run) -> Figures:
     def ended_power_loss(tx: str) -> bool:
         return any(
             p.get("eventType") == "Ended"
-            and p["transactionInfo"].get("stoppedReason") == "PowerLoss"
+            and (resume or p["transactionInfo"].get("stoppedReason") == "PowerLoss")
             for p in by_tx.get(tx, {}).values()
         )
+
+    def resumed(tx: str) -> bool:
+        return any(resumed_event(p) for p in by_tx.get(tx, {}).values())
+
+    fig.resumed = sum(resumed_event(p) for seqs in by_tx.values() for p in seqs.values())
 
     killed_open = {tx for kill in run.kills for tx in kill.open_ids}
     store_known = killed_open | set(run.final_open_ids)
@@ -327,6 +353,8 @@ def analyse(run: Run) -> Figures:
     fig.never_heard = len(store_known - by_tx.keys())
     # Every session a kill interrupted, and every other one but the final run's, must be Ended.
     must_end = (killed_open | by_tx.keys()) - set(run.final_open_ids)
+    if resume:  # a session resumed by the last run is still open at its SIGTERM
+        must_end -= {tx for tx in must_end if resumed(tx) and tx in run.final_open_ids}
     fig.not_ended = sum(1 for tx in must_end if not ended_power_loss(tx))
     fig.left_in_queue = run.final_queue
 
@@ -338,7 +366,10 @@ def analyse(run: Run) -> Figures:
     for kill in run.kills:
         fig.phases[kill.phase] += 1
         booted = any(i >= kill.frame_index for i in booted_at)
-        recovered = all(ended_power_loss(tx) for tx in kill.open_ids)
+        recovered = all(
+            ended_power_loss(tx) or (resume and (resumed(tx) or tx in run.final_open_ids))
+            for tx in kill.open_ids
+        )
         delivered = all(
             (m.transaction_id, m.seq_no) in copies
             and received_text[(m.transaction_id, m.seq_no)] == m.text
@@ -359,6 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="ocpp2.0.1",
         help="the one the CSMS offers (default ocpp2.0.1)",
     )
+    parser.add_argument(
+        "--resume-s",
+        type=int,
+        default=0,
+        help="[transactions] resumption_timeout_s: resume sessions after a kill (default 0: "
+        "end them with PowerLoss)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.kills <= 1000:
         parser.error("--kills must be 1..1000")
@@ -370,17 +408,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  python {platform.python_version()}; kills={args.kills}, seed={seed}, "
         f"each {low}-{high} s (uniform) after the start; {args.subprotocol}; "
+        f"resumption_timeout_s={args.resume_s}; "
         "station and CSMS on 127.0.0.1"
     )
     print(
         "  one EVSE, its simulated vehicle starts a session whenever the station is online; "
-        "after the last kill a clean run until a new session starts, then SIGTERM"
+        "after the last kill a clean run until a new (or resumed) session goes on, then SIGTERM"
     )
     with tempfile.TemporaryDirectory(prefix="station-bench-crash-") as tmp:
         station: StationProcess | None = None
         try:
             run, station = asyncio.run(
-                measure(args.kills, random.Random(seed), Path(tmp), args.subprotocol)
+                measure(args.kills, random.Random(seed), Path(tmp), args.subprotocol, args.resume_s)
             )
         except (BenchmarkError, TimeoutError, OSError) as exc:
             log = Path(tmp) / "station.log"
@@ -392,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"crash: FAILED: the clean run exited with {run.final_exit}", file=sys.stderr)
             print(station.log_tail(), file=sys.stderr)
             return 1
-    fig = analyse(run)
+    fig = analyse(run, resume=args.resume_s > 0)
     met = fig.lost == 0 and fig.altered == 0 and fig.repeats <= args.kills
     met = met and fig.max_repeats_per_restart <= 1 and fig.energy_backwards == 0
     print(
@@ -410,8 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"  kills survived: {fig.survived}/{args.kills} (booted again, the session open at the "
-        "kill Ended with PowerLoss, every message queued at the kill delivered unaltered)"
+        + ("kill resumed or Ended" if args.resume_s else "kill Ended with PowerLoss")
+        + ", every message queued at the kill delivered unaltered)"
     )
+    if args.resume_s:
+        print(f"  sessions resumed after a kill: {fig.resumed}")
     print(f"  events delivered: {fig.delivered} distinct TransactionEvents ({fig.frames} frames)")
     print(
         f"  events repeated: {fig.repeats} (same seqNo again, identical; at most "
